@@ -1,0 +1,424 @@
+//! [`PageTable`]: one configured page table of some [`Format`], with the Linux
+//! `iommu_domain_ops` page-table entry points.
+//!
+//! Kernel: `drivers/iommu/generic_pt/iommu_pt.h` (`map_pages`, `unmap_pages`,
+//! `iova_to_phys`, `read_and_clear_dirty`, `set_dirty`), v6.17+.
+//!
+//! This file validates arguments and takes locks; the range walks themselves are
+//! in [`crate::walk`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use uapi::Errno;
+
+use crate::arena::{Alloc, Arena};
+use crate::format::{Format, Geometry};
+use crate::log2;
+use crate::Prot;
+
+/// The result of a hardware-like translation of one IOVA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    /// The physical address the IOVA translates to.
+    pub pa: u64,
+    /// The size of the leaf that maps it, in bytes.
+    pub leaf_size: u64,
+    /// What the leaf allows.
+    pub prot: Prot,
+}
+
+/// A page table of format `F`.
+///
+/// # Memory and concurrency
+///
+/// Tables live in a safe arena of `AtomicU64` words ([`crate::arena`]); a table's
+/// "physical address" is its arena index shifted by the table size. `map_pages`,
+/// `unmap_pages`, `read_and_clear_dirty` and `set_dirty_tracking` take `&self`
+/// and are serialised by one writer mutex, which also guards the allocator and the
+/// per-table entry counts used to free empty tables. `iova_to_phys`, `translate`
+/// and `mark_dirty` are lock-free readers: they load entries with `Acquire`, and
+/// update accessed/dirty flags with compare-and-swap, as an IOMMU does. A reader
+/// racing an unmap of the same IOVA sees either state; if the table it is walking
+/// is freed and reused under it, it reads another table's words (which is
+/// memory-safe) and at worst returns a stale translation or a fault, never panics.
+///
+/// # Invariants
+///
+/// - `Alloc::counts[u]` is the number of non-zero entries of table `u`;
+/// - every table on the free list is all zero; every other table below the top
+///   has a non-zero count (empty tables are freed as soon as they become empty).
+pub struct PageTable<F: Format> {
+    pub(crate) fmt: F,
+    pub(crate) geo: Geometry,
+    pub(crate) arena: Arena,
+    /// The writer lock: allocator state and entry counts.
+    writer: Mutex<Alloc>,
+    /// Whether `translate` sets dirty flags on writes.
+    pub(crate) dirty_tracking: AtomicBool,
+    /// Bytes of live tables, readable without the lock.
+    table_bytes: AtomicU64,
+    pgsize_bitmap: u64,
+}
+
+impl<F: Format> PageTable<F> {
+    /// Creates an empty table of format `F` configured by `cfg`.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` if the format rejects `cfg`.
+    pub fn new(cfg: F::Config) -> Result<Self, Errno> {
+        let fmt = F::new(cfg)?;
+        let geo = fmt.geometry();
+        let top_words = 1usize << geo.top_items_lg2;
+        let (arena, alloc) = Arena::new(geo.items_lg2, top_words);
+        let table_bytes = alloc.live_units << arena.unit_bytes_lg2();
+        Ok(PageTable {
+            pgsize_bitmap: geo.pgsize_bitmap(),
+            fmt,
+            geo,
+            arena,
+            writer: Mutex::new(alloc),
+            dirty_tracking: AtomicBool::new(false),
+            table_bytes: AtomicU64::new(table_bytes),
+        })
+    }
+
+    /// The format value (for encoding and decoding single entries).
+    pub fn format(&self) -> &F {
+        &self.fmt
+    }
+
+    /// The configured geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// Every leaf size the configured table supports.
+    pub fn pgsize_bitmap(&self) -> u64 {
+        self.pgsize_bitmap
+    }
+
+    /// The last valid IOVA (inclusive) for the configured input width.
+    pub fn max_iova(&self) -> u64 {
+        self.geo.max_iova()
+    }
+
+    /// Memory currently held by live tables, in bytes (the top table included).
+    pub fn table_bytes(&self) -> u64 {
+        self.table_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Memory the arena holds, in bytes: live tables, freed tables kept for reuse,
+    /// and not yet used capacity.
+    pub fn arena_bytes(&self) -> u64 {
+        self.arena.capacity_bytes()
+    }
+
+    /// Returns arena segments that hold no live table to the allocator.
+    ///
+    /// Takes `&mut self` because a segment may only go away when no reader can be
+    /// walking it.
+    pub fn release_unused_memory(&mut self) {
+        let alloc = self.writer.get_mut().unwrap_or_else(|e| e.into_inner());
+        self.arena.release_unused(alloc);
+    }
+
+    /// Limits the tables this page table may hold (the top table included) to
+    /// `max_bytes`; later allocations fail with `ENOMEM`. A fault-injection hook.
+    pub fn set_table_bytes_limit(&self, max_bytes: Option<u64>) {
+        let mut w = self.lock();
+        w.max_units = max_bytes.map_or(u64::MAX, |b| b >> self.arena.unit_bytes_lg2());
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Alloc> {
+        // A panic while holding the lock leaves the tables consistent entry by
+        // entry, so a poisoned lock is still usable.
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn update_table_bytes(&self, w: &Alloc) {
+        self.table_bytes.store(
+            w.live_units << self.arena.unit_bytes_lg2(),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Maps exactly `pgcount` pages of `pgsize` bytes at `iova` to `pa` (the Linux
+    /// `map_pages` contract). Returns the bytes mapped.
+    ///
+    /// # Errors
+    ///
+    /// On error the pages this call mapped stay mapped and `Err((mapped, errno))`
+    /// says how far it got: `EINVAL` for a size not in [`Self::pgsize_bitmap`], a
+    /// misaligned `iova`/`pa`, `pgcount == 0` or a `prot` with neither read nor
+    /// write; `EOVERFLOW` if the range wraps `u64`; `ERANGE` if it goes past
+    /// [`Self::max_iova`] or `pa` past the output width; `EEXIST` if a target entry
+    /// is already present (a smaller mapping inside a requested leaf counts);
+    /// `ENOMEM` if a table cannot be allocated.
+    pub fn map_pages(
+        &self,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        pgcount: u64,
+        prot: Prot,
+    ) -> Result<u64, (u64, Errno)> {
+        let leaf_level = self
+            .check_map(iova, pa, pgsize, pgcount)
+            .map_err(|e| (0, e))?;
+        let attrs = self.fmt.leaf_attrs(leaf_level, prot).map_err(|e| (0, e))?;
+        let len = pgsize * pgcount;
+        let mut w = self.lock();
+        let mut mapped = 0;
+        let res = self.map_walk(
+            &mut w,
+            iova,
+            iova + (len - 1),
+            pa,
+            leaf_level,
+            attrs,
+            &mut mapped,
+        );
+        self.update_table_bytes(&w);
+        match res {
+            Ok(()) => Ok(mapped),
+            Err(e) => Err((mapped, e)),
+        }
+    }
+
+    /// Validates a `map_pages` request and returns the leaf level for `pgsize`.
+    fn check_map(&self, iova: u64, pa: u64, pgsize: u64, pgcount: u64) -> Result<u32, Errno> {
+        if pgcount == 0 || !pgsize.is_power_of_two() || self.pgsize_bitmap & pgsize == 0 {
+            return Err(Errno::INVAL);
+        }
+        let size_lg2 = pgsize.trailing_zeros();
+        if !log2::is_aligned(iova | pa, size_lg2) {
+            return Err(Errno::INVAL);
+        }
+        let len = pgsize.checked_mul(pgcount).ok_or(Errno::OVERFLOW)?;
+        let last = iova.checked_add(len - 1).ok_or(Errno::OVERFLOW)?;
+        let pa_last = pa.checked_add(len - 1).ok_or(Errno::OVERFLOW)?;
+        if last > self.max_iova() || pa_last > self.geo.max_oa() {
+            return Err(Errno::RANGE);
+        }
+        (0..self.geo.levels)
+            .find(|&level| self.geo.level_shift(level) == size_lg2)
+            .ok_or(Errno::INVAL)
+    }
+
+    /// Maps `[iova, iova + len)` to `pa` with the largest leaves that the alignment
+    /// of `iova` and `pa`, the remaining length and `max_leaf` allow.
+    ///
+    /// Unlike [`Self::map_pages`] this is all-or-nothing: on error whatever this call
+    /// mapped is unmapped again (as `iommu_map` does).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::map_pages`]; `EINVAL` also for `len == 0` or a `len`, `iova` or
+    /// `pa` not aligned to the smallest page size, or a `max_leaf` below it.
+    pub fn map_range(
+        &self,
+        iova: u64,
+        pa: u64,
+        len: u64,
+        prot: Prot,
+        max_leaf: u64,
+    ) -> Result<(), Errno> {
+        let sizes = self.pgsize_bitmap & log2::low_mask(64 - max_leaf.leading_zeros());
+        let min_size = sizes & sizes.wrapping_neg();
+        if len == 0
+            || min_size == 0
+            || !log2::is_aligned(iova | pa | len, min_size.trailing_zeros())
+        {
+            return Err(Errno::INVAL);
+        }
+        let mut done = 0u64;
+        while done < len {
+            let (pgsize, pgcount) = pick_pgsize(sizes, iova + done, pa + done, len - done);
+            if let Err((mapped, e)) = self.map_pages(iova + done, pa + done, pgsize, pgcount, prot)
+            {
+                self.unmap_all_of(iova, done + mapped);
+                return Err(e);
+            }
+            done += pgsize * pgcount;
+        }
+        Ok(())
+    }
+
+    /// Unmaps `len` bytes at `iova` that this caller knows it mapped.
+    fn unmap_all_of(&self, iova: u64, len: u64) {
+        if len > 0 {
+            let granule = 1u64 << self.geo.granule_lg2;
+            self.unmap_pages(iova, granule, len / granule);
+        }
+    }
+
+    /// Unmaps `pgsize * pgcount` bytes at `iova` (Linux `unmap_pages`) and returns
+    /// the bytes actually unmapped.
+    ///
+    /// Unmapping stops at the first hole. When the range cuts a leaf larger than
+    /// itself, the format's [`Format::PARTIAL_UNMAP`] rule applies: ARM splits the
+    /// block (Linux 6.12 io-pgtable-arm); the other formats remove the whole leaf
+    /// when the range ends inside it and stop when the range starts inside it
+    /// (generic_pt `__unmap_range`). Empty tables are freed. Returns 0 for a
+    /// `pgsize` that is not a power of two, a misaligned `iova`, or a range outside
+    /// the address width.
+    pub fn unmap_pages(&self, iova: u64, pgsize: u64, pgcount: u64) -> u64 {
+        let Some(last) = self.check_range(iova, pgsize, pgcount) else {
+            return 0;
+        };
+        let mut w = self.lock();
+        let unmapped = self.unmap_walk(&mut w, iova, last);
+        self.update_table_bytes(&w);
+        unmapped
+    }
+
+    /// The inclusive last IOVA of a `pgsize * pgcount` range at `iova`, if valid.
+    fn check_range(&self, iova: u64, pgsize: u64, pgcount: u64) -> Option<u64> {
+        if pgcount == 0 || !pgsize.is_power_of_two() || pgsize < 1 << self.geo.granule_lg2 {
+            return None;
+        }
+        if !log2::is_aligned(iova, pgsize.trailing_zeros()) {
+            return None;
+        }
+        let last = iova.checked_add(pgsize.checked_mul(pgcount)? - 1)?;
+        (last <= self.max_iova()).then_some(last)
+    }
+
+    /// The physical address `iova` maps to, or `None`. Lock-free.
+    pub fn iova_to_phys(&self, iova: u64) -> Option<u64> {
+        let (_, level, raw) = self.walk(iova)?;
+        let shift = self.geo.level_shift(level);
+        Some(self.fmt.leaf_pa(level, raw) + (iova & log2::low_mask(shift)))
+    }
+
+    /// Translates `iova` for an emulated DMA of the given direction, like the IOMMU
+    /// would: checks permission, sets the accessed flag and, on a write while dirty
+    /// tracking is enabled, the dirty flag. Lock-free.
+    ///
+    /// # Errors
+    ///
+    /// `ENOENT` if nothing maps `iova`; `EPERM` if the leaf forbids the access.
+    pub fn translate(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
+        let track = self.dirty_tracking.load(Ordering::Relaxed);
+        let (level, raw) = self.walk_update(iova, |raw, prot| {
+            let needed = if write { Prot::WRITE } else { Prot::READ };
+            if !prot.contains(needed) {
+                return Err(Errno::PERM);
+            }
+            let raw = self.fmt.set_accessed(raw);
+            Ok(if write && track {
+                self.fmt.make_dirty(raw)
+            } else {
+                raw
+            })
+        })?;
+        let shift = self.geo.level_shift(level);
+        Ok(Translation {
+            pa: self.fmt.leaf_pa(level, raw) + (iova & log2::low_mask(shift)),
+            leaf_size: 1 << shift,
+            prot: self.fmt.leaf_prot(level, raw),
+        })
+    }
+
+    /// Enables or disables dirty tracking (whether `translate` records writes).
+    ///
+    /// # Errors
+    ///
+    /// `EOPNOTSUPP` if the format (as configured) has no dirty flags.
+    pub fn set_dirty_tracking(&self, enable: bool) -> Result<(), Errno> {
+        if !self.fmt.supports_dirty() {
+            return Err(Errno::OPNOTSUPP);
+        }
+        self.dirty_tracking.store(enable, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether dirty tracking is enabled.
+    pub fn dirty_tracking(&self) -> bool {
+        self.dirty_tracking.load(Ordering::Relaxed)
+    }
+
+    /// Reports every dirty leaf intersecting `[iova, iova + len)` as
+    /// `(leaf_iova, leaf_size)` and clears its dirty flag unless `no_clear`.
+    ///
+    /// A range that wraps or leaves the address width is clipped to it. Formats
+    /// without dirty flags report nothing.
+    pub fn read_and_clear_dirty(
+        &self,
+        iova: u64,
+        len: u64,
+        no_clear: bool,
+        record: &mut dyn FnMut(u64, u64),
+    ) {
+        if len == 0 || iova > self.max_iova() || !self.fmt.supports_dirty() {
+            return;
+        }
+        let last = iova.saturating_add(len - 1).min(self.max_iova());
+        let _w = self.lock();
+        self.dirty_walk(iova, last, no_clear, record);
+    }
+
+    /// Test hook: marks the leaf mapping `iova` dirty, as a DMA write would.
+    /// Returns whether `iova` is mapped.
+    pub fn mark_dirty(&self, iova: u64) -> bool {
+        self.walk_update(iova, |raw, _| Ok(self.fmt.make_dirty(raw)))
+            .is_ok()
+    }
+}
+
+/// The largest page size in `sizes` that `iova`, `pa` and `len` allow, and how many
+/// pages of it to map before a larger size could take over.
+fn pick_pgsize(sizes: u64, iova: u64, pa: u64, len: u64) -> (u64, u64) {
+    let align = log2::ffs_lg2(iova | pa).min(63);
+    let len_lg2 = 63 - len.leading_zeros();
+    let fit = sizes & log2::low_mask(align.min(len_lg2) + 1);
+    let pgsize = 1u64 << (63 - fit.leading_zeros());
+    // Stop at the next boundary where a larger size becomes usable.
+    let larger = sizes & !log2::low_mask(pgsize.trailing_zeros() + 1);
+    let mut count = len / pgsize;
+    if larger != 0 {
+        let next_lg2 = larger.trailing_zeros();
+        if log2::is_aligned(iova ^ pa, next_lg2) {
+            let to_boundary = (log2::block_last(iova, next_lg2) - iova) / pgsize + 1;
+            count = count.min(to_boundary);
+        }
+    }
+    (pgsize, count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_pgsize;
+
+    const SIZES: u64 = (1 << 12) | (1 << 21) | (1 << 30);
+
+    #[test]
+    fn pick_pgsize_uses_largest_aligned_size() {
+        assert_eq!(
+            pick_pgsize(SIZES, 0x4000_0000, 0x8000_0000, 1 << 30),
+            (1 << 30, 1)
+        );
+        assert_eq!(
+            pick_pgsize(SIZES, 0x20_0000, 0x40_0000, 4 << 20),
+            (1 << 21, 2)
+        );
+    }
+
+    #[test]
+    fn pick_pgsize_stops_small_pages_at_next_large_boundary() {
+        assert_eq!(
+            pick_pgsize(SIZES, 0x1f_f000, 0x3f_f000, 4 << 20),
+            (1 << 12, 1)
+        );
+    }
+
+    #[test]
+    fn pick_pgsize_keeps_small_pages_when_pa_is_not_congruent() {
+        assert_eq!(
+            pick_pgsize(SIZES, 0x1f_f000, 0x3f_e000, 4 << 20),
+            (1 << 12, 1024)
+        );
+    }
+}
