@@ -1,0 +1,228 @@
+//! IOMMU domains: one I/O page table and the operations a driver implements on it.
+//!
+//! A domain is the kernel's `struct iommu_domain` with its `iommu_domain_ops`;
+//! here it is a trait object (`Arc<dyn Domain>`) that the driver implements and
+//! that iommufd reaches only through this trait.
+//!
+//! Kernel: `include/linux/iommu.h` (`struct iommu_domain`, `iommu_domain_ops`,
+//! `iommu_dirty_ops`), v6.12.
+
+use core::any::Any;
+
+use uapi::Errno;
+
+use crate::device::Device;
+use crate::msi::MsiCookie;
+use crate::user::UserDataArray;
+use crate::{DriverId, Prot};
+
+/// What a domain is for (the kernel's `IOMMU_DOMAIN_*` types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DomainType {
+    /// All DMA is blocked; `iova_to_phys` returns 0.
+    Blocked,
+    /// DMA addresses are physical addresses (passthrough).
+    Identity,
+    /// A paging domain managed by its user (iommufd, VFIO): `IOMMU_DOMAIN_UNMANAGED`.
+    Unmanaged,
+    /// A paging domain used by the kernel DMA API.
+    Dma,
+    /// A DMA domain with a flush queue.
+    DmaFq,
+    /// A user-managed first stage nested on a paging parent.
+    Nested,
+    /// Shared virtual addressing with a process address space.
+    Sva,
+    /// A driver-private domain (legacy platform drivers).
+    Platform,
+}
+
+impl DomainType {
+    /// True for the types that `iommu_map()` accepts (`__IOMMU_DOMAIN_PAGING`).
+    pub const fn is_paging(self) -> bool {
+        matches!(
+            self,
+            DomainType::Unmanaged | DomainType::Dma | DomainType::DmaFq
+        )
+    }
+}
+
+/// The IOVA range a domain can translate, inclusive at both ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// First IOVA the domain can map.
+    pub aperture_start: u64,
+    /// Last IOVA the domain can map (inclusive).
+    pub aperture_end: u64,
+    /// DMA outside the aperture is blocked.
+    pub force_aperture: bool,
+}
+
+impl Geometry {
+    /// The whole 64-bit IOVA space.
+    pub const FULL: Geometry = Geometry {
+        aperture_start: 0,
+        aperture_end: u64::MAX,
+        force_aperture: false,
+    };
+}
+
+/// Dirty ranges reported by `read_and_clear_dirty`, in IOVA bytes.
+pub trait DirtyRecorder {
+    /// Record that `[iova, iova + len)` was written by the device.
+    fn record(&mut self, iova: u64, len: u64);
+}
+
+impl<F: FnMut(u64, u64)> DirtyRecorder for F {
+    fn record(&mut self, iova: u64, len: u64) {
+        self(iova, len);
+    }
+}
+
+/// `IOMMU_DIRTY_NO_CLEAR`: report dirty state without clearing it.
+pub const DIRTY_NO_CLEAR: u32 = 1;
+
+/// Dirty tracking of a paging domain (`struct iommu_dirty_ops`).
+pub trait DirtyOps: Send + Sync {
+    /// Turns hardware dirty tracking on or off.
+    ///
+    /// # Errors
+    /// Driver specific; the mock refuses to enable without dirty support.
+    fn set_dirty_tracking(&self, enable: bool) -> Result<(), Errno>;
+
+    /// Reports dirty IOVA ranges in `[iova, iova + size)` and clears them unless
+    /// `flags` has [`DIRTY_NO_CLEAR`]. `dirty` is `None` for the clear-only pass
+    /// that runs when tracking is enabled.
+    ///
+    /// # Errors
+    /// Driver specific (the mock: `EINVAL` if tracking is off and a recorder is given).
+    fn read_and_clear_dirty(
+        &self,
+        iova: u64,
+        size: u64,
+        flags: u32,
+        dirty: Option<&mut dyn DirtyRecorder>,
+    ) -> Result<(), Errno>;
+}
+
+/// The IOMMU core's own state of a domain, embedded by every driver's domain
+/// (the core fields of `struct iommu_domain`: owner, MSI cookie).
+#[derive(Debug)]
+pub struct DomainCore {
+    owner: DriverId,
+    msi: MsiCookie,
+}
+
+impl DomainCore {
+    /// Core state for a domain allocated by driver `owner`.
+    pub fn new(owner: DriverId) -> DomainCore {
+        DomainCore {
+            owner,
+            msi: MsiCookie::default(),
+        }
+    }
+
+    /// The driver that allocated the domain (`domain->owner`).
+    pub fn owner(&self) -> DriverId {
+        self.owner
+    }
+
+    /// The software-MSI cookie (`domain->iova_cookie`).
+    pub fn msi(&self) -> &MsiCookie {
+        &self.msi
+    }
+}
+
+/// One IOMMU domain as its driver implements it (`iommu_domain` + `iommu_domain_ops`).
+///
+/// Map and unmap follow the kernel's `map_pages`/`unmap_pages` contract: the IOMMU
+/// core ([`crate::map`]) chooses the page size and count, the driver writes entries.
+pub trait Domain: Send + Sync + Any {
+    /// The core's state of this domain.
+    fn core(&self) -> &DomainCore;
+
+    /// The domain's type.
+    fn domain_type(&self) -> DomainType;
+
+    /// Attaches the domain to `dev` (`attach_dev`).
+    ///
+    /// # Errors
+    /// `EINVAL` means "incompatible with this device" (callers may try another
+    /// domain); other errnos are failures.
+    fn attach_dev(&self, dev: &Device) -> Result<(), Errno>;
+
+    /// Whether PASID attach is supported (`ops->set_dev_pasid != NULL`).
+    fn supports_pasid(&self) -> bool {
+        false
+    }
+
+    /// Attaches the domain to `pasid` of `dev` (`set_dev_pasid`).
+    ///
+    /// # Errors
+    /// Driver specific.
+    fn set_dev_pasid(&self, _dev: &Device, _pasid: u32) -> Result<(), Errno> {
+        Err(Errno::OPNOTSUPP)
+    }
+
+    /// Removes the domain from `pasid` of `dev` (`remove_dev_pasid`).
+    fn remove_dev_pasid(&self, _dev: &Device, _pasid: u32) {}
+
+    /// The IOVA window the domain translates.
+    fn geometry(&self) -> Geometry {
+        Geometry::FULL
+    }
+
+    /// Every IO page size the domain supports, as a bitmap of sizes.
+    fn pgsize_bitmap(&self) -> u64;
+
+    /// Maps `pgcount` pages of `pgsize` bytes from `iova` to `pa`.
+    ///
+    /// Returns the bytes mapped. On failure, `Err((mapped, errno))` reports how much
+    /// was mapped before the error so that the core can unwind it.
+    fn map_pages(
+        &self,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        pgcount: u64,
+        prot: Prot,
+    ) -> Result<u64, (u64, Errno)>;
+
+    /// Unmaps `pgcount` pages of `pgsize` bytes at `iova`; returns the bytes unmapped.
+    fn unmap_pages(&self, iova: u64, pgsize: u64, pgcount: u64) -> u64;
+
+    /// The physical address `iova` translates to, or 0 if it is not mapped.
+    fn iova_to_phys(&self, iova: u64) -> u64;
+
+    /// Flushes the IOTLB after unmaps.
+    fn iotlb_sync(&self) {}
+
+    /// Makes every later mapping snoop CPU caches regardless of `Prot::CACHE`.
+    /// Returns false if the domain cannot (or can no longer) enforce it.
+    fn enforce_cache_coherency(&self) -> bool {
+        false
+    }
+
+    /// Dirty tracking, if the domain was allocated with it.
+    fn dirty_ops(&self) -> Option<&dyn DirtyOps> {
+        None
+    }
+
+    /// Whether the domain implements user cache invalidation (nested domains).
+    fn has_cache_invalidate_user(&self) -> bool {
+        false
+    }
+
+    /// Invalidates caches as described by an array of driver-defined entries
+    /// (`cache_invalidate_user`); sets `array.entry_num` to the entries handled.
+    ///
+    /// # Errors
+    /// Driver specific (`EINVAL` wrong type/length, `EFAULT`, `EOPNOTSUPP`).
+    fn cache_invalidate_user(&self, array: &mut UserDataArray<'_>) -> Result<(), Errno> {
+        array.entry_num = 0;
+        Err(Errno::OPNOTSUPP)
+    }
+
+    /// Downcast support for drivers and test commands.
+    fn as_any(&self) -> &dyn Any;
+}
