@@ -1,0 +1,76 @@
+//! The ioctl dispatcher of `/dev/iommu`: one row per command.
+//!
+//! Order of checks, as the kernel has it: a number outside the table goes to the
+//! VFIO compatibility dispatcher; then the `size` field is read (`EFAULT`), then
+//! the exact command number is checked (`ENOTTY`), then `size >= min_size`
+//! (`EINVAL`), then the struct is copied in with the extensible-struct rules.
+//!
+//! Kernel: `drivers/iommu/iommufd/main.c` (`iommufd_fops_ioctl`, `iommufd_ioctl_ops`), v6.12.
+
+use std::sync::Arc;
+
+use uapi::ioctl::IOMMUFD_CMD_BASE;
+use uapi::{Errno, IoctlCmd};
+
+use crate::ctx::IommufdFile;
+use crate::ucmd::Ucmd;
+use crate::{ioas, vfio_compat};
+
+/// Entries in the command table: `0x80..=0x8e`, plus up to `0xa0` with the test command.
+#[cfg(feature = "selftest")]
+const TABLE_LEN: u32 = 33;
+#[cfg(not(feature = "selftest"))]
+const TABLE_LEN: u32 = 15;
+
+type Handler<T> = fn(&Ucmd<'_>, &mut T) -> Result<(), Errno>;
+
+/// Runs one table row: exact number, minimum size, copy in, handler.
+fn exec<T: IoctlCmd>(ucmd: &Ucmd<'_>, cmd: u32, handler: Handler<T>) -> Result<(), Errno> {
+    if cmd != T::IOCTL {
+        return Err(Errno::NOTTY);
+    }
+    if (ucmd.user_size as usize) < T::MIN_SIZE {
+        return Err(Errno::INVAL);
+    }
+    let mut buf = ucmd.copy_in::<T>()?;
+    handler(ucmd, &mut buf)
+}
+
+/// `iommufd_fops_ioctl`.
+pub(crate) fn ioctl(file: &Arc<IommufdFile>, cmd: u32, arg: u64) -> Result<i64, Errno> {
+    let ictx = file.ctx();
+    let nr = cmd & 0xff;
+    let base = u32::from(IOMMUFD_CMD_BASE);
+    if nr < base || nr - base >= TABLE_LEN {
+        return vfio_compat::ioctl(ictx, cmd, arg);
+    }
+    let mut size = [0u8; 4];
+    ictx.mm().read(arg, &mut size)?;
+    let ucmd = Ucmd {
+        file,
+        ictx,
+        ubuffer: arg,
+        user_size: u32::from_ne_bytes(size),
+    };
+    let res = match nr - base {
+        0x00 => exec(&ucmd, cmd, crate::ioas::destroy),
+        0x01 => exec(&ucmd, cmd, ioas::alloc),
+        0x02 => exec(&ucmd, cmd, ioas::allow_iovas),
+        0x03 => exec(&ucmd, cmd, ioas::copy),
+        0x04 => exec(&ucmd, cmd, ioas::iova_ranges),
+        0x05 => exec(&ucmd, cmd, ioas::map),
+        0x06 => exec(&ucmd, cmd, ioas::unmap),
+        0x07 => exec(&ucmd, cmd, ioas::option),
+        0x08 => exec(&ucmd, cmd, vfio_compat::vfio_ioas),
+        0x09 => exec(&ucmd, cmd, crate::hwpt::alloc),
+        0x0a => exec(&ucmd, cmd, crate::hwpt::get_hw_info),
+        0x0b => exec(&ucmd, cmd, crate::hwpt::set_dirty_tracking),
+        0x0c => exec(&ucmd, cmd, crate::hwpt::get_dirty_bitmap),
+        0x0d => exec(&ucmd, cmd, crate::hwpt::invalidate),
+        0x0e => exec(&ucmd, cmd, crate::fault::fault_alloc),
+        #[cfg(feature = "selftest")]
+        0x20 => exec(&ucmd, cmd, crate::test_cmd::test_cmd),
+        _ => Err(Errno::NOTTY),
+    };
+    res.map(|()| 0)
+}
