@@ -1,0 +1,74 @@
+//! `iommufd`: the command line of the userspace iommufd.
+//!
+//! `iommufd run -- PROGRAM [ARGS]` runs an unmodified program with
+//! `libiommufd_preload.so` preloaded, so its `/dev/iommu` is this implementation.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// The preload library's file name, installed next to this binary.
+const PRELOAD_LIB: &str = "libiommufd_preload.so";
+
+#[derive(Parser)]
+#[command(name = "iommufd", version, about = "Linux's iommufd, in userspace")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run PROGRAM with /dev/iommu served by this implementation (LD_PRELOAD).
+    Run {
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        program: Vec<OsString>,
+    },
+    /// Print the path of the preload library.
+    Lib,
+}
+
+/// Finds the preload library next to the running binary (or `IOMMUFD_PRELOAD`).
+fn preload_lib() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("IOMMUFD_PRELOAD") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("cannot find the iommufd binary")?;
+    let dir = exe
+        .parent()
+        .context("the iommufd binary has no directory")?;
+    let lib = dir.join(PRELOAD_LIB);
+    if !lib.is_file() {
+        bail!("{} not found next to {}", PRELOAD_LIB, exe.display());
+    }
+    Ok(lib)
+}
+
+fn run(program: &[OsString]) -> Result<()> {
+    let lib = preload_lib()?;
+    let mut preload = OsString::from(lib);
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(old);
+    }
+    let err = Command::new(&program[0])
+        .args(&program[1..])
+        .env("LD_PRELOAD", preload)
+        .exec();
+    Err(err).with_context(|| format!("cannot run {}", program[0].to_string_lossy()))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Run { program } => run(&program),
+        Cmd::Lib => {
+            println!("{}", preload_lib()?.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The table of file descriptors this process's emulation hands out.
+//!
+//! Every emulated file (an iommufd, a selftest access, a fault queue) is backed by
+//! a real `eventfd`, so `dup`, `close`, `fstat`, fd passing and `poll`/`epoll`
+//! work on it; the eventfd's counter carries the file's readability (non-zero:
+//! `POLLIN`). The table maps fd numbers to the emulated state; the preload library
+//! consults it on every intercepted call, so the "is this fd ours?" test is one
+//! atomic load for fds below [`FAST_FDS`].
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use iommufd::mm::{FileOps, Files, PollMask};
+use iommufd::IommufdFile;
+use uapi::Errno;
+
+/// Fds below this are tracked in a bitmap for the fast "is it ours" test.
+pub const FAST_FDS: usize = 1 << 16;
+
+/// What an emulated fd refers to (an open file description).
+#[derive(Clone)]
+pub enum FdEntry {
+    /// `/dev/iommu` or `/dev/vfio/vfio`.
+    Iommufd(Arc<IommufdFile>),
+    /// A file iommufd created (access, fault queue).
+    File(Arc<dyn FileOps>),
+}
+
+/// The process-wide emulated-fd table.
+pub struct FdTable {
+    bitmap: Box<[AtomicU64]>,
+    map: RwLock<HashMap<i32, FdEntry>>,
+    reserved: Mutex<HashMap<i32, OwnedFd>>,
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        FdTable {
+            bitmap: (0..FAST_FDS / 64).map(|_| AtomicU64::new(0)).collect(),
+            map: RwLock::new(HashMap::new()),
+            reserved: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The guard of the table's write lock; close and dup run under it so an fd number
+/// cannot be reused between the real syscall and the table update.
+pub struct TableGuard<'a> {
+    table: &'a FdTable,
+    map: RwLockWriteGuard<'a, HashMap<i32, FdEntry>>,
+}
+
+impl TableGuard<'_> {
+    /// The entry of `fd`.
+    pub fn get(&self, fd: i32) -> Option<&FdEntry> {
+        self.map.get(&fd)
+    }
+
+    /// Records `fd` as referring to `entry`, replacing what it referred to.
+    pub fn insert(&mut self, fd: i32, entry: FdEntry) -> Option<FdEntry> {
+        self.table.set_bit(fd, true);
+        self.map.insert(fd, entry)
+    }
+
+    /// Forgets `fd`; the caller drops the returned entry after unlocking, since
+    /// dropping the last reference releases the file.
+    pub fn remove(&mut self, fd: i32) -> Option<FdEntry> {
+        self.table.set_bit(fd, false);
+        self.map.remove(&fd)
+    }
+}
+
+impl FdTable {
+    /// The table of this process.
+    pub fn global() -> &'static Arc<FdTable> {
+        static TABLE: OnceLock<Arc<FdTable>> = OnceLock::new();
+        TABLE.get_or_init(|| Arc::new(FdTable::default()))
+    }
+
+    fn set_bit(&self, fd: i32, on: bool) {
+        let Ok(fd) = usize::try_from(fd) else {
+            return;
+        };
+        if fd >= FAST_FDS {
+            return;
+        }
+        let bit = 1u64 << (fd % 64);
+        if on {
+            self.bitmap[fd / 64].fetch_or(bit, Ordering::Release);
+        } else {
+            self.bitmap[fd / 64].fetch_and(!bit, Ordering::Release);
+        }
+    }
+
+    /// Whether `fd` may be an emulated fd (exact below [`FAST_FDS`]).
+    #[inline]
+    pub fn maybe_ours(&self, fd: i32) -> bool {
+        match usize::try_from(fd) {
+            Ok(i) if i < FAST_FDS => {
+                self.bitmap[i / 64].load(Ordering::Acquire) & (1 << (i % 64)) != 0
+            }
+            Ok(_) => self.read().contains_key(&fd),
+            Err(_) => false,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<i32, FdEntry>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entry of `fd`, if it is emulated.
+    pub fn get(&self, fd: i32) -> Option<FdEntry> {
+        if !self.maybe_ours(fd) {
+            return None;
+        }
+        self.read().get(&fd).cloned()
+    }
+
+    /// Locks the table for an update.
+    pub fn lock(&self) -> TableGuard<'_> {
+        TableGuard {
+            table: self,
+            map: self.map.write().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    fn reserved(&self) -> MutexGuard<'_, HashMap<i32, OwnedFd>> {
+        self.reserved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates the real fd behind a new emulated file: an eventfd, readable if
+    /// `readable`.
+    ///
+    /// # Errors
+    /// The errno of `eventfd(2)` (`EMFILE`, ...).
+    pub fn new_backing_fd(readable: bool, cloexec: bool) -> Result<OwnedFd, Errno> {
+        let fd = host::sys::eventfd(u32::from(readable), false)?;
+        if !cloexec {
+            host::sys::set_cloexec(fd.as_fd(), false)?;
+        }
+        Ok(fd)
+    }
+
+    /// Opens an iommufd: a backing fd, recorded in the table. Returns the fd.
+    ///
+    /// # Errors
+    /// The errno of creating the backing fd.
+    pub fn open_iommufd(&self, file: Arc<IommufdFile>, cloexec: bool) -> Result<i32, Errno> {
+        // An iommufd has no poll op: it always polls readable and writable.
+        let fd = Self::new_backing_fd(true, cloexec)?.into_raw_fd();
+        self.lock().insert(fd, FdEntry::Iommufd(file));
+        Ok(fd)
+    }
+}
+
+/// Makes an eventfd's counter follow a file's readability.
+struct Readiness {
+    fd: Mutex<(File, bool)>,
+}
+
+impl Readiness {
+    fn set(&self, mask: PollMask) {
+        let mut guard = self.fd.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, readable) = &mut *guard;
+        if mask.readable == *readable {
+            return;
+        }
+        let res = if mask.readable {
+            file.write_all(&1u64.to_ne_bytes())
+        } else {
+            let mut buf = [0u8; 8];
+            file.read_exact(&mut buf)
+        };
+        if res.is_ok() {
+            *readable = mask.readable;
+        }
+    }
+}
+
+impl Files for FdTable {
+    fn reserve_fd(&self) -> Result<i32, Errno> {
+        let fd = Self::new_backing_fd(false, true)?;
+        let raw = fd.as_raw_fd();
+        self.reserved().insert(raw, fd);
+        Ok(raw)
+    }
+
+    fn unreserve_fd(&self, fd: i32) {
+        drop(self.reserved().remove(&fd));
+    }
+
+    fn install(&self, fd: i32, file: Arc<dyn FileOps>) {
+        let Some(owned) = self.reserved().remove(&fd) else {
+            debug_assert!(false, "installing an fd that was not reserved");
+            return;
+        };
+        // A private duplicate keeps the eventfd reachable for readiness updates even
+        // after the program closes or reuses its fd number.
+        if let Ok(dup) = owned.try_clone() {
+            let readiness = Arc::new(Readiness {
+                fd: Mutex::new((File::from(dup), false)),
+            });
+            readiness.set(file.poll());
+            let weak = Arc::downgrade(&readiness);
+            file.set_notify(Arc::new(move |mask| {
+                if let Some(r) = weak.upgrade() {
+                    r.set(mask);
+                }
+            }));
+            // The entry owns the readiness; the file's notify closure only has a
+            // weak reference, so dropping the last fd releases both.
+            let entry = Arc::new(WithReadiness {
+                file,
+                _readiness: readiness,
+            });
+            self.lock()
+                .insert(owned.into_raw_fd(), FdEntry::File(entry));
+            return;
+        }
+        self.lock().insert(owned.into_raw_fd(), FdEntry::File(file));
+    }
+
+    fn get(&self, fd: i32) -> Option<Arc<dyn FileOps>> {
+        match FdTable::get(self, fd)? {
+            FdEntry::File(file) => Some(file),
+            FdEntry::Iommufd(_) => None,
+        }
+    }
+}
+
+/// A file together with the eventfd that mirrors its readiness.
+struct WithReadiness {
+    file: Arc<dyn FileOps>,
+    _readiness: Arc<Readiness>,
+}
+
+impl FileOps for WithReadiness {
+    fn read(&self, buf: u64, count: u64) -> Result<u64, Errno> {
+        self.file.read(buf, count)
+    }
+    fn write(&self, buf: u64, count: u64) -> Result<u64, Errno> {
+        self.file.write(buf, count)
+    }
+    fn ioctl(&self, cmd: u32, arg: u64) -> Result<i64, Errno> {
+        self.file.ioctl(cmd, arg)
+    }
+    fn poll(&self) -> PollMask {
+        self.file.poll()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self.file.as_any()
+    }
+}

@@ -1,0 +1,135 @@
+//! [`HostMm`]: the memory of this very process as iommufd's `UserMemory`.
+//!
+//! Physical addresses are user virtual addresses (identity): a pinned page's "PA"
+//! is its VA, so page tables and DMA copies use user addresses directly. Pinning
+//! checks the mapping with the kernel's GUP rules (present, readable, writable for
+//! a write pin) and records a per-page pin count; it does not keep pages alive
+//! after `munmap`, which is a documented limit of in-process mode. A run is
+//! physically contiguous only within its backing page (4 KiB, or the hugetlb page
+//! size), so IO page tables use large pages exactly where the kernel would.
+//!
+//! Every user access goes through `host::uaccess`, so bad addresses give `EFAULT`
+//! and never crash the program.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iommufd::mm::{AccountMode, Cap, PhysRun, UserMemory, PAGE_SIZE};
+use uapi::Errno;
+
+/// The per-user `locked_vm` (shared by every context of the process; the kernel
+/// shares it with every process of the user).
+static USER_LOCKED_VM: AtomicU64 = AtomicU64::new(0);
+
+/// This process's memory.
+#[derive(Default)]
+pub struct HostMm {
+    /// The per-mm `locked_vm` charged in [`AccountMode::Mm`].
+    mm_locked_vm: AtomicU64,
+}
+
+impl HostMm {
+    /// A view of this process's memory.
+    pub fn new() -> HostMm {
+        HostMm::default()
+    }
+
+    /// Pages currently charged to the user (for leak checks).
+    pub fn user_locked_vm() -> u64 {
+        USER_LOCKED_VM.load(Ordering::Acquire)
+    }
+
+    /// Pages currently charged to this mm (for leak checks).
+    pub fn mm_locked_vm(&self) -> u64 {
+        self.mm_locked_vm.load(Ordering::Acquire)
+    }
+}
+
+/// Charges `npages` against `limit_pages`, atomically (`incr_user_locked_vm`).
+fn charge(counter: &AtomicU64, npages: u64, limit_pages: u64) -> Result<(), Errno> {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+            cur.checked_add(npages).filter(|&new| new <= limit_pages)
+        })
+        .map(|_| ())
+        .map_err(|_| Errno::NOMEM)
+}
+
+fn uncharge(counter: &AtomicU64, npages: u64) {
+    let res = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+        cur.checked_sub(npages)
+    });
+    debug_assert!(res.is_ok(), "locked_vm underflow");
+}
+
+impl UserMemory for HostMm {
+    fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        host::uaccess::copy_from_user(dst, va)
+    }
+
+    fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
+        host::uaccess::copy_to_user(va, src)
+    }
+
+    fn pin(&self, va: u64, npages: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
+        let len = npages.checked_mul(PAGE_SIZE).ok_or(Errno::FAULT)?;
+        for span in host::vma::check_range(va, len, write)? {
+            out.push(PhysRun {
+                pa: span.start,
+                npages: (span.end - span.start) / PAGE_SIZE,
+                max_pgsize: span.page_size,
+            });
+        }
+        host::pins::pin(va, npages);
+        Ok(())
+    }
+
+    fn unpin(&self, va: u64, npages: u64) {
+        host::pins::unpin(va, npages);
+    }
+
+    fn read_phys(&self, pa: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        host::uaccess::copy_from_user(dst, pa)
+    }
+
+    fn write_phys(&self, pa: u64, src: &[u8]) -> Result<(), Errno> {
+        host::uaccess::copy_to_user(pa, src)
+    }
+
+    fn resolve(&self, va: u64) -> Result<u64, Errno> {
+        let page = va & !(PAGE_SIZE - 1);
+        host::vma::check_range(page, PAGE_SIZE, false)?;
+        Ok(page)
+    }
+
+    fn pin_count(&self, va: u64) -> Result<Option<u32>, Errno> {
+        let page = va & !(PAGE_SIZE - 1);
+        let spans = host::vma::check_range(page, PAGE_SIZE, false)?;
+        if spans.iter().any(|s| s.page_size > PAGE_SIZE) {
+            return Ok(None);
+        }
+        Ok(Some(host::pins::count(page)))
+    }
+
+    fn account(&self, mode: AccountMode, npages: u64, inc: bool) -> Result<(), Errno> {
+        let counter = match mode {
+            AccountMode::None => return Ok(()),
+            AccountMode::User => &USER_LOCKED_VM,
+            AccountMode::Mm => &self.mm_locked_vm,
+        };
+        if inc {
+            charge(counter, npages, host::sys::rlimit_memlock() / PAGE_SIZE)
+        } else {
+            uncharge(counter, npages);
+            Ok(())
+        }
+    }
+
+    fn capable(&self, cap: Cap) -> bool {
+        let cap = match cap {
+            Cap::IpcLock => host::sys::Cap::IpcLock,
+            Cap::SysResource => host::sys::Cap::SysResource,
+            Cap::SysRawio => host::sys::Cap::SysRawio,
+        };
+        host::sys::capable(cap)
+    }
+}

@@ -1,0 +1,444 @@
+//! The interposed libc functions. Every `extern "C"` of the library is here.
+//!
+//! Each function checks whether the fd (or path) is emulated; if not it calls the
+//! next definition of the symbol (`dlsym(RTLD_NEXT)`), so programs that never touch
+//! `/dev/iommu` see no difference beyond one atomic load per call. Emulated calls
+//! run inside `catch_unwind`: a bug in the emulation becomes `EIO`, never an unwind
+//! into C.
+//!
+//! Variadic C functions (`open`, `openat`, `ioctl`, `fcntl`) are defined with their
+//! optional argument as a fixed one: on x86-64 and aarch64 the variadic and fixed
+//! conventions pass integer arguments in the same registers, and the callee reads a
+//! register the caller may leave undefined only where C would read `va_arg`.
+
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use inproc::{FdEntry, FdTable};
+use libc::{c_char, c_int, c_ulong, c_void, mode_t, size_t, ssize_t};
+use uapi::Errno;
+
+/// The next definitions of the symbols we interpose.
+struct Real {
+    open: unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int,
+    openat: unsafe extern "C" fn(c_int, *const c_char, c_int, mode_t) -> c_int,
+    ioctl: unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int,
+    close: unsafe extern "C" fn(c_int) -> c_int,
+    dup: unsafe extern "C" fn(c_int) -> c_int,
+    dup2: unsafe extern "C" fn(c_int, c_int) -> c_int,
+    dup3: unsafe extern "C" fn(c_int, c_int, c_int) -> c_int,
+    fcntl: unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int,
+    read: unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t,
+    write: unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t,
+    signal: unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t,
+}
+
+/// Resolves `name` with `dlsym(RTLD_NEXT)`; aborts if libc lacks it, since nothing
+/// can run without it.
+fn next_symbol(name: &CStr) -> *mut c_void {
+    // SAFETY: `name` is a valid NUL-terminated string; RTLD_NEXT asks the dynamic
+    // linker for the next definition after this library, which has no other effect.
+    let sym = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    if sym.is_null() {
+        std::process::abort();
+    }
+    sym
+}
+
+macro_rules! resolve {
+    ($name:literal) => {
+        // SAFETY: the symbol is the libc function of that name, whose C prototype is
+        // the Rust function-pointer type of the field it initialises (checked against
+        // glibc's declarations; variadic tails are passed as one fixed argument, see
+        // the module doc).
+        unsafe { core::mem::transmute::<*mut c_void, _>(next_symbol($name)) }
+    };
+}
+
+fn real() -> &'static Real {
+    static REAL: OnceLock<Real> = OnceLock::new();
+    REAL.get_or_init(|| Real {
+        open: resolve!(c"open"),
+        openat: resolve!(c"openat"),
+        ioctl: resolve!(c"ioctl"),
+        close: resolve!(c"close"),
+        dup: resolve!(c"dup"),
+        dup2: resolve!(c"dup2"),
+        dup3: resolve!(c"dup3"),
+        fcntl: resolve!(c"fcntl"),
+        read: resolve!(c"read"),
+        write: resolve!(c"write"),
+        signal: resolve!(c"signal"),
+    })
+}
+
+fn set_errno(errno: c_int) {
+    // SAFETY: `__errno_location` returns the calling thread's errno slot, valid for
+    // the thread's lifetime.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Runs an emulated call: `Ok(v)` returns `v`, `Err(e)` sets errno and returns -1,
+/// a panic becomes `EIO`.
+fn emulate<T: From<i8>>(f: impl FnOnce() -> Result<T, Errno>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            set_errno(e.raw());
+            T::from(-1)
+        }
+        Err(_) => {
+            eprintln!("libiommufd_preload: internal error (panic) in an emulated call");
+            set_errno(libc::EIO);
+            T::from(-1)
+        }
+    }
+}
+
+/// Which device node `path` names: `Some(false)` for `/dev/iommu`, `Some(true)` for
+/// `/dev/vfio/vfio`.
+fn emulated_path(path: *const c_char) -> Option<bool> {
+    if path.is_null() {
+        return None;
+    }
+    // SAFETY: the caller passed `path` to open(2) as a NUL-terminated string; a bad
+    // pointer would fault in libc's own open as well.
+    let path = unsafe { CStr::from_ptr(path) }.to_bytes();
+    match path {
+        b"/dev/iommu" => Some(false),
+        b"/dev/vfio/vfio" => Some(true),
+        _ => None,
+    }
+}
+
+fn open_emulated(vfio: bool, flags: c_int) -> c_int {
+    emulate(|| {
+        let file = inproc::open(vfio);
+        FdTable::global().open_iommufd(file, flags & libc::O_CLOEXEC != 0)
+    })
+}
+
+/// `open(2)`.
+///
+/// # Safety
+/// As libc's `open`.
+#[no_mangle]
+pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    if let Some(vfio) = emulated_path(path) {
+        return open_emulated(vfio, flags);
+    }
+    // SAFETY: forwarding the caller's arguments unchanged to libc's open.
+    unsafe { (real().open)(path, flags, mode) }
+}
+
+/// `open64(2)`.
+///
+/// # Safety
+/// As libc's `open64`.
+#[no_mangle]
+pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+    // SAFETY: same contract; on 64-bit glibc open64 is open.
+    unsafe { open(path, flags, mode) }
+}
+
+/// `openat(2)`.
+///
+/// # Safety
+/// As libc's `openat`.
+#[no_mangle]
+pub unsafe extern "C" fn openat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    if let Some(vfio) = emulated_path(path) {
+        return open_emulated(vfio, flags);
+    }
+    // SAFETY: forwarding the caller's arguments unchanged to libc's openat.
+    unsafe { (real().openat)(dirfd, path, flags, mode) }
+}
+
+/// `openat64(2)`.
+///
+/// # Safety
+/// As libc's `openat64`.
+#[no_mangle]
+pub unsafe extern "C" fn openat64(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
+    // SAFETY: same contract as openat.
+    unsafe { openat(dirfd, path, flags, mode) }
+}
+
+/// `__open_2`, the fortified `open` without a mode.
+///
+/// # Safety
+/// As glibc's `__open_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __open_2(path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract as open; no mode is needed without O_CREAT.
+    unsafe { open(path, flags, 0) }
+}
+
+/// `__open64_2`.
+///
+/// # Safety
+/// As glibc's `__open64_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __open64_2(path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract as open.
+    unsafe { open(path, flags, 0) }
+}
+
+/// `__openat_2`.
+///
+/// # Safety
+/// As glibc's `__openat_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract as openat.
+    unsafe { openat(dirfd, path, flags, 0) }
+}
+
+/// `__openat64_2`.
+///
+/// # Safety
+/// As glibc's `__openat64_2`.
+#[no_mangle]
+pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: same contract as openat.
+    unsafe { openat(dirfd, path, flags, 0) }
+}
+
+/// Ioctls the VFS handles before any driver sees them; they act on the backing fd.
+const VFS_IOCTLS: [c_ulong; 4] = [
+    libc::FIOCLEX as c_ulong,
+    libc::FIONCLEX as c_ulong,
+    libc::FIONBIO as c_ulong,
+    libc::FIOASYNC as c_ulong,
+];
+
+/// `ioctl(2)`.
+///
+/// # Safety
+/// As libc's `ioctl`.
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
+    let table = FdTable::global();
+    if table.maybe_ours(fd) && !VFS_IOCTLS.contains(&request) {
+        if let Some(entry) = table.get(fd) {
+            // The kernel takes the command as an unsigned int.
+            let cmd = request as u32;
+            return emulate(|| {
+                let ret = match entry {
+                    FdEntry::Iommufd(file) => file.ioctl(cmd, arg as u64)?,
+                    FdEntry::File(file) => file.ioctl(cmd, arg as u64)?,
+                };
+                Ok(c_int::try_from(ret).unwrap_or(c_int::MAX))
+            });
+        }
+    }
+    // SAFETY: forwarding the caller's arguments unchanged to libc's ioctl.
+    unsafe { (real().ioctl)(fd, request, arg) }
+}
+
+/// `close(2)`: forgets the emulated fd under the table lock, so the number cannot
+/// be reused before the table knows; the file is released after unlocking.
+///
+/// # Safety
+/// As libc's `close`.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    let table = FdTable::global();
+    if !table.maybe_ours(fd) {
+        // SAFETY: forwarding to libc's close.
+        return unsafe { (real().close)(fd) };
+    }
+    let mut guard = table.lock();
+    let entry = guard.remove(fd);
+    // SAFETY: forwarding to libc's close.
+    let ret = unsafe { (real().close)(fd) };
+    drop(guard);
+    release(entry);
+    ret
+}
+
+/// Drops an fd entry, which may release the file (`fput`), inside `catch_unwind`.
+fn release(entry: Option<FdEntry>) {
+    if let Some(entry) = entry {
+        let errno = errno();
+        let _: c_int = emulate(|| {
+            drop(entry);
+            Ok(0)
+        });
+        set_errno(errno);
+    }
+}
+
+fn errno() -> c_int {
+    // SAFETY: as in `set_errno`.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Runs a real dup-like call and makes `newfd` refer to `oldfd`'s emulated file.
+fn dup_with(oldfd: c_int, newfd: Option<c_int>, call: impl FnOnce() -> c_int) -> c_int {
+    let table = FdTable::global();
+    let involved = table.maybe_ours(oldfd) || newfd.is_some_and(|fd| table.maybe_ours(fd));
+    if !involved {
+        return call();
+    }
+    let mut guard = table.lock();
+    let entry = guard.get(oldfd).cloned();
+    let ret = call();
+    let mut replaced = None;
+    if ret >= 0 && Some(ret) != newfd.filter(|&n| n == oldfd) {
+        replaced = match entry {
+            Some(entry) => guard.insert(ret, entry),
+            None => guard.remove(ret),
+        };
+    }
+    drop(guard);
+    release(replaced);
+    ret
+}
+
+/// `dup(2)`.
+///
+/// # Safety
+/// As libc's `dup`.
+#[no_mangle]
+pub unsafe extern "C" fn dup(oldfd: c_int) -> c_int {
+    // SAFETY: forwarding to libc's dup.
+    dup_with(oldfd, None, || unsafe { (real().dup)(oldfd) })
+}
+
+/// `dup2(2)`.
+///
+/// # Safety
+/// As libc's `dup2`.
+#[no_mangle]
+pub unsafe extern "C" fn dup2(oldfd: c_int, newfd: c_int) -> c_int {
+    // SAFETY: forwarding to libc's dup2.
+    dup_with(oldfd, Some(newfd), || unsafe {
+        (real().dup2)(oldfd, newfd)
+    })
+}
+
+/// `dup3(2)`.
+///
+/// # Safety
+/// As libc's `dup3`.
+#[no_mangle]
+pub unsafe extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int {
+    // SAFETY: forwarding to libc's dup3.
+    dup_with(oldfd, Some(newfd), || unsafe {
+        (real().dup3)(oldfd, newfd, flags)
+    })
+}
+
+/// `fcntl(2)`; `F_DUPFD` and `F_DUPFD_CLOEXEC` of an emulated fd are dups.
+///
+/// # Safety
+/// As libc's `fcntl`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+        // SAFETY: forwarding to libc's fcntl.
+        return dup_with(fd, None, || unsafe { (real().fcntl)(fd, cmd, arg) });
+    }
+    // SAFETY: forwarding to libc's fcntl.
+    unsafe { (real().fcntl)(fd, cmd, arg) }
+}
+
+/// `fcntl64`.
+///
+/// # Safety
+/// As glibc's `fcntl64`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: same contract as fcntl.
+    unsafe { fcntl(fd, cmd, arg) }
+}
+
+/// `read(2)`.
+///
+/// # Safety
+/// As libc's `read`.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
+    if let Some(entry) = FdTable::global().get(fd) {
+        return emulate(|| {
+            let n = match entry {
+                FdEntry::Iommufd(_) => return Err(Errno::INVAL),
+                FdEntry::File(file) => file.read(buf as u64, count as u64)?,
+            };
+            Ok(n as ssize_t)
+        });
+    }
+    // SAFETY: forwarding to libc's read.
+    unsafe { (real().read)(fd, buf, count) }
+}
+
+/// `write(2)`.
+///
+/// # Safety
+/// As libc's `write`.
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
+    if let Some(entry) = FdTable::global().get(fd) {
+        return emulate(|| {
+            let n = match entry {
+                FdEntry::Iommufd(_) => return Err(Errno::INVAL),
+                FdEntry::File(file) => file.write(buf as u64, count as u64)?,
+            };
+            Ok(n as ssize_t)
+        });
+    }
+    // SAFETY: forwarding to libc's write.
+    unsafe { (real().write)(fd, buf, count) }
+}
+
+/// `sigaction(2)`: SIGSEGV and SIGBUS actions are kept as the chained handlers of
+/// the user-access fault handler.
+///
+/// # Safety
+/// As libc's `sigaction`.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    oldact: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: the caller's pointers are passed on under the sigaction(2) contract.
+    unsafe { host::uaccess::chained_sigaction(sig, act, oldact) }
+}
+
+/// `signal(2)` (BSD semantics, as glibc's).
+///
+/// # Safety
+/// As libc's `signal`.
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if sig != libc::SIGSEGV && sig != libc::SIGBUS {
+        // SAFETY: forwarding to libc's signal.
+        return unsafe { (real().signal)(sig, handler) };
+    }
+    // SAFETY: all-zero is a valid `sigaction` (empty mask, no flags, SIG_DFL).
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = libc::SA_RESTART;
+    // SAFETY: all-zero is a valid `sigaction`.
+    let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+    // SAFETY: both pointers are to live locals.
+    if unsafe { host::uaccess::chained_sigaction(sig, &act, &mut old) } != 0 {
+        return libc::SIG_ERR;
+    }
+    old.sa_sigaction
+}
