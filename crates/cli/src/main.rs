@@ -25,6 +25,10 @@ struct Cli {
 enum Cmd {
     /// Run PROGRAM with /dev/iommu served by this implementation (LD_PRELOAD).
     Run {
+        /// Treat the program as having (+name) or lacking (-name) a capability:
+        /// ipc_lock, sys_resource, sys_rawio. Repeatable.
+        #[arg(long = "cap", value_name = "+NAME|-NAME", allow_hyphen_values = true)]
+        caps: Vec<String>,
         /// The program and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         program: Vec<OsString>,
@@ -49,23 +53,25 @@ fn preload_lib() -> Result<PathBuf> {
     Ok(lib)
 }
 
-fn run(program: &[OsString]) -> Result<()> {
+fn run(program: &[OsString], caps: &[String]) -> Result<()> {
     let lib = preload_lib()?;
     let mut preload = OsString::from(lib);
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
         preload.push(":");
         preload.push(old);
     }
-    let err = Command::new(&program[0])
-        .args(&program[1..])
-        .env("LD_PRELOAD", preload)
-        .exec();
+    let mut cmd = Command::new(&program[0]);
+    cmd.args(&program[1..]).env("LD_PRELOAD", preload);
+    if !caps.is_empty() {
+        cmd.env("IOMMUFD_CAPS", caps.join(","));
+    }
+    let err = cmd.exec();
     Err(err).with_context(|| format!("cannot run {}", program[0].to_string_lossy()))
 }
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Run { program } => run(&program),
+        Cmd::Run { program, caps } => run(&program, &caps),
         Cmd::Lib => {
             println!("{}", preload_lib()?.display());
             Ok(())

@@ -115,6 +115,21 @@ pub fn page_size() -> usize {
     })
 }
 
+/// Closes the descriptor number `fd` (`close(2)`), for callers that track fds by
+/// number, as the emulated fd table does.
+///
+/// # Errors
+/// `EBADF` if `fd` is not open; `EINTR`/`EIO` as close(2).
+pub fn close(fd: std::os::fd::RawFd) -> Result<(), Errno> {
+    // SAFETY: close(2) on a number the caller says it owns; it has no memory
+    // effects on this process, and a wrong number only fails with EBADF or closes
+    // a descriptor the caller named.
+    if unsafe { libc::close(fd) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
 /// Sets or clears `FD_CLOEXEC` on `fd`.
 ///
 /// # Errors
@@ -252,6 +267,29 @@ impl Mmap {
             }
         }
         self.prot = prot;
+        Ok(())
+    }
+
+    /// `mprotect` of `[offset, offset + len)` (page-aligned). Afterwards the mapping
+    /// counts as having only the permissions common to both parts, so
+    /// [`Mmap::as_slice`] never covers memory that became inaccessible.
+    ///
+    /// # Errors
+    /// `EINVAL` if out of bounds or misaligned; the errno of `mprotect`.
+    pub fn protect_range(&mut self, offset: usize, len: usize, prot: i32) -> Result<(), Errno> {
+        let ps = page_size();
+        let end = offset.checked_add(len).ok_or(Errno::INVAL)?;
+        if !offset.is_multiple_of(ps) || len == 0 || end > self.len.next_multiple_of(ps) {
+            return Err(Errno::INVAL);
+        }
+        // SAFETY: the range lies inside our own mapping; no Rust reference into it
+        // can exist (slices borrow `self`, this takes `&mut self`).
+        let rc =
+            unsafe { libc::mprotect((self.addr + offset as u64) as *mut libc::c_void, len, prot) };
+        if rc != 0 {
+            return Err(last_errno());
+        }
+        self.prot &= prot;
         Ok(())
     }
 

@@ -128,6 +128,20 @@ impl FdTable {
         }
     }
 
+    /// Closes an emulated fd as `close(2)` on it would: forgets it, closes the real
+    /// fd, and releases the file if that was its last fd.
+    ///
+    /// # Errors
+    /// The errno of closing the real fd.
+    pub fn close(&self, fd: i32) -> Result<(), Errno> {
+        let mut guard = self.lock();
+        let entry = guard.remove(fd);
+        let res = host::sys::close(fd);
+        drop(guard);
+        drop(entry);
+        res
+    }
+
     fn reserved(&self) -> MutexGuard<'_, HashMap<i32, OwnedFd>> {
         self.reserved.lock().unwrap_or_else(|e| e.into_inner())
     }

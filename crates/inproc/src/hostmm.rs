@@ -20,17 +20,90 @@ use uapi::Errno;
 /// shares it with every process of the user).
 static USER_LOCKED_VM: AtomicU64 = AtomicU64::new(0);
 
+/// The environment variable that overrides capabilities of the emulated program.
+pub const CAPS_ENV: &str = "IOMMUFD_CAPS";
+
+/// Capability overrides from [`CAPS_ENV`]: a comma-separated list of `+name` (the
+/// program is treated as having it) or `-name` (as lacking it), names
+/// `ipc_lock`, `sys_resource`, `sys_rawio`. Like running the program with other
+/// privileges; for environments whose bounding set lacks a capability a test needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapOverrides {
+    grant: u8,
+    deny: u8,
+}
+
+impl CapOverrides {
+    fn bit(cap: Cap) -> u8 {
+        match cap {
+            Cap::IpcLock => 1,
+            Cap::SysResource => 2,
+            Cap::SysRawio => 4,
+        }
+    }
+
+    /// Parses the [`CAPS_ENV`] syntax; unknown entries are ignored.
+    pub fn parse(spec: &str) -> CapOverrides {
+        let mut o = CapOverrides::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (grant, name) = match item.split_at(1) {
+                ("+", name) => (true, name),
+                ("-", name) => (false, name),
+                _ => (true, item),
+            };
+            let cap = match name {
+                "ipc_lock" => Cap::IpcLock,
+                "sys_resource" => Cap::SysResource,
+                "sys_rawio" => Cap::SysRawio,
+                _ => continue,
+            };
+            if grant {
+                o.grant |= Self::bit(cap);
+                o.deny &= !Self::bit(cap);
+            } else {
+                o.deny |= Self::bit(cap);
+                o.grant &= !Self::bit(cap);
+            }
+        }
+        o
+    }
+
+    /// The override for `cap`, if any.
+    pub fn get(&self, cap: Cap) -> Option<bool> {
+        let b = Self::bit(cap);
+        if self.grant & b != 0 {
+            Some(true)
+        } else if self.deny & b != 0 {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
 /// This process's memory.
 #[derive(Default)]
 pub struct HostMm {
     /// The per-mm `locked_vm` charged in [`AccountMode::Mm`].
     mm_locked_vm: AtomicU64,
+    caps: CapOverrides,
 }
 
 impl HostMm {
-    /// A view of this process's memory.
+    /// A view of this process's memory, with capability overrides from [`CAPS_ENV`].
     pub fn new() -> HostMm {
-        HostMm::default()
+        let caps = std::env::var(CAPS_ENV)
+            .map(|s| CapOverrides::parse(&s))
+            .unwrap_or_default();
+        HostMm::with_caps(caps)
+    }
+
+    /// A view of this process's memory with explicit capability overrides.
+    pub fn with_caps(caps: CapOverrides) -> HostMm {
+        HostMm {
+            mm_locked_vm: AtomicU64::new(0),
+            caps,
+        }
     }
 
     /// Pages currently charged to the user (for leak checks).
@@ -125,11 +198,34 @@ impl UserMemory for HostMm {
     }
 
     fn capable(&self, cap: Cap) -> bool {
+        if let Some(v) = self.caps.get(cap) {
+            return v;
+        }
         let cap = match cap {
             Cap::IpcLock => host::sys::Cap::IpcLock,
             Cap::SysResource => host::sys::Cap::SysResource,
             Cap::SysRawio => host::sys::Cap::SysRawio,
         };
         host::sys::capable(cap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_overrides_parse_grants_and_denials() {
+        let o = CapOverrides::parse("+sys_resource, -ipc_lock,bogus");
+        assert_eq!(o.get(Cap::SysResource), Some(true));
+        assert_eq!(o.get(Cap::IpcLock), Some(false));
+        assert_eq!(o.get(Cap::SysRawio), None);
+    }
+
+    #[test]
+    fn cap_override_wins_over_host() {
+        let mm = HostMm::with_caps(CapOverrides::parse("-ipc_lock,-sys_resource"));
+        assert!(!mm.capable(Cap::IpcLock));
+        assert!(!mm.capable(Cap::SysResource));
     }
 }

@@ -16,7 +16,7 @@ use iommufd::mm::UserMemory;
 use iommufd::{Env, IommufdFile};
 
 pub use files::{FdEntry, FdTable};
-pub use hostmm::HostMm;
+pub use hostmm::{CapOverrides, HostMm, CAPS_ENV};
 pub use selftest::MockSelftest;
 
 /// This process's memory, shared by every context (there is one mm per process).

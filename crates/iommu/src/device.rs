@@ -279,7 +279,12 @@ impl Device {
     /// `EOPNOTSUPP` if the domain cannot do PASID; `EINVAL` for another driver's
     /// domain, PASID 0, a PASID beyond a device's width, or a group that is not a
     /// singleton; `EBUSY` if the PASID is taken; the driver's errno.
-    pub fn attach_pasid(&self, domain: &Arc<dyn Domain>, pasid: u32, handle: AttachHandle) -> Result<(), Errno> {
+    pub fn attach_pasid(
+        &self,
+        domain: &Arc<dyn Domain>,
+        pasid: u32,
+        handle: AttachHandle,
+    ) -> Result<(), Errno> {
         if !domain.supports_pasid() {
             return Err(Errno::OPNOTSUPP);
         }
@@ -517,7 +522,8 @@ impl Group {
         must_succeed: bool,
     ) -> Result<(), Errno> {
         if dev.require_direct
-            && (new.domain_type() == DomainType::Blocked || same_opt(g.blocking_domain.as_ref(), new))
+            && (new.domain_type() == DomainType::Blocked
+                || same_opt(g.blocking_domain.as_ref(), new))
         {
             return Err(Errno::INVAL);
         }
@@ -555,7 +561,9 @@ impl Group {
     /// `__iommu_attach_group`.
     fn attach_locked(&self, g: &mut GroupInner, domain: &Arc<dyn Domain>) -> Result<(), Errno> {
         if let Some(cur) = &g.domain {
-            if !same_opt(g.default_domain.as_ref(), cur) && !same_opt(g.blocking_domain.as_ref(), cur) {
+            if !same_opt(g.default_domain.as_ref(), cur)
+                && !same_opt(g.blocking_domain.as_ref(), cur)
+            {
                 return Err(Errno::BUSY);
             }
         }
@@ -623,7 +631,9 @@ impl Group {
     pub fn has_user_domain(&self) -> bool {
         let g = self.lock();
         match &g.domain {
-            Some(d) => !same_opt(g.default_domain.as_ref(), d) && !same_opt(g.blocking_domain.as_ref(), d),
+            Some(d) => {
+                !same_opt(g.default_domain.as_ref(), d) && !same_opt(g.blocking_domain.as_ref(), d)
+            }
             None => false,
         }
     }
@@ -656,7 +666,11 @@ impl Group {
 
     /// Installs the default domain chosen at probe (`iommu_setup_default_domain`)
     /// and attaches it to the group's devices.
-    pub(crate) fn setup_default_domain(g: &mut GroupInner, group: &Group, domain: Arc<dyn Domain>) -> Result<(), Errno> {
+    pub(crate) fn setup_default_domain(
+        g: &mut GroupInner,
+        group: &Group,
+        domain: Arc<dyn Domain>,
+    ) -> Result<(), Errno> {
         for dev in g.devices.clone() {
             map_direct_regions(&domain, &dev)?;
         }
@@ -665,7 +679,11 @@ impl Group {
     }
 
     /// Attaches a newly added device of a group that already has a domain.
-    pub(crate) fn attach_new_device(g: &mut GroupInner, group: &Group, dev: &Arc<Device>) -> Result<(), Errno> {
+    pub(crate) fn attach_new_device(
+        g: &mut GroupInner,
+        group: &Group,
+        dev: &Arc<Device>,
+    ) -> Result<(), Errno> {
         if let Some(default) = g.default_domain.clone() {
             map_direct_regions(&default, dev)?;
         }

@@ -88,12 +88,14 @@ pub trait IopfHandler: Send + Sync {
 /// `EINVAL` if no handler takes it (it is then answered `Invalid`); `ENOMEM`.
 pub fn report_device_fault(dev: &Arc<Device>, fault: IopfFault) -> Result<(), Errno> {
     let Some(handle) = find_fault_handler(dev, &fault) else {
-        dev.ops().page_response(dev, &fault, PageResponseCode::Invalid);
+        dev.ops()
+            .page_response(dev, &fault, PageResponseCode::Invalid);
         return Err(Errno::INVAL);
     };
     let Some(partial) = dev.iopf_partial() else {
         debug_assert!(false, "fault-capable domain attached without IOPF enabled");
-        dev.ops().page_response(dev, &fault, PageResponseCode::Invalid);
+        dev.ops()
+            .page_response(dev, &fault, PageResponseCode::Invalid);
         return Err(Errno::INVAL);
     };
     if fault.flags & FAULT_LAST_PAGE == 0 {
@@ -112,7 +114,8 @@ pub fn report_device_fault(dev: &Arc<Device>, fault: IopfFault) -> Result<(), Er
     };
     let last = fault;
     if handler.handle(group).is_err() {
-        dev.ops().page_response(dev, &last, PageResponseCode::Failure);
+        dev.ops()
+            .page_response(dev, &last, PageResponseCode::Failure);
     }
     Ok(())
 }

@@ -77,7 +77,15 @@ impl Platform {
         let id = inner.next_dev_id;
         // The driver reports reserved regions of a probed device only; ask with a
         // provisional device, then build the real one.
-        let probe_dev = Device::new(id, desc.clone(), ops.clone(), group.clone(), max_pasids, false, false);
+        let probe_dev = Device::new(
+            id,
+            desc.clone(),
+            ops.clone(),
+            group.clone(),
+            max_pasids,
+            false,
+            false,
+        );
         let require_direct = ops
             .get_resv_regions(&probe_dev)
             .iter()
@@ -128,7 +136,11 @@ impl Platform {
 
     /// Chooses and allocates a group's default domain (`iommu_get_default_domain_type`
     /// and `iommu_group_alloc_default_domain`).
-    fn alloc_default_domain(&self, ops: &Arc<dyn IommuOps>, devices: &[Arc<Device>]) -> Result<Arc<dyn Domain>, Errno> {
+    fn alloc_default_domain(
+        &self,
+        ops: &Arc<dyn IommuOps>,
+        devices: &[Arc<Device>],
+    ) -> Result<Arc<dyn Domain>, Errno> {
         if let Some(static_default) = ops.default_domain() {
             return Ok(static_default);
         }
@@ -179,7 +191,11 @@ impl Platform {
 }
 
 /// `__iommu_domain_alloc`: a domain of `ty` for `dev` from its instance.
-fn alloc_domain(ops: &Arc<dyn IommuOps>, dev: &Device, ty: DomainType) -> Result<Arc<dyn Domain>, Errno> {
+fn alloc_domain(
+    ops: &Arc<dyn IommuOps>,
+    dev: &Device,
+    ty: DomainType,
+) -> Result<Arc<dyn Domain>, Errno> {
     match ty {
         DomainType::Identity => match ops.identity_domain() {
             Some(d) => Ok(d),
@@ -189,7 +205,9 @@ fn alloc_domain(ops: &Arc<dyn IommuOps>, dev: &Device, ty: DomainType) -> Result
             Some(d) => Ok(d),
             None => ops.domain_alloc(ty),
         },
-        _ => ops.domain_alloc_paging(dev).or_else(|_| ops.domain_alloc(ty)),
+        _ => ops
+            .domain_alloc_paging(dev)
+            .or_else(|_| ops.domain_alloc(ty)),
     }
 }
 

@@ -80,7 +80,13 @@ impl UserDataArray<'_> {
     /// # Errors
     /// `EINVAL` for a type mismatch or an `entry_len` outside `[min_len,
     /// dst.len()]`; `EFAULT`.
-    pub fn copy_entry(&self, data_type: u32, dst: &mut [u8], index: u32, min_len: usize) -> Result<(), Errno> {
+    pub fn copy_entry(
+        &self,
+        data_type: u32,
+        dst: &mut [u8],
+        index: u32,
+        min_len: usize,
+    ) -> Result<(), Errno> {
         if self.data_type != data_type {
             return Err(Errno::INVAL);
         }

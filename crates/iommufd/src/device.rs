@@ -45,7 +45,7 @@ impl Igroup {
 }
 
 /// A device bound to a context (`struct iommufd_device`).
-pub struct Idev {
+pub(crate) struct Idev {
     pub(crate) dev: Arc<Device>,
     pub(crate) igroup: Arc<Igroup>,
     pub(crate) enforce_cache_coherency: bool,
@@ -57,7 +57,7 @@ pub struct Idev {
 
 impl Idev {
     /// The bound device.
-    pub fn device(&self) -> &Arc<Device> {
+    pub(crate) fn device(&self) -> &Arc<Device> {
         &self.dev
     }
 
@@ -117,7 +117,11 @@ fn get_igroup(ictx: &Ctx, dev: &Device) -> Arc<Igroup> {
 /// # Errors
 /// `EINVAL` without cache coherency; `EPERM` if the group is owned elsewhere or
 /// MSIs cannot be isolated; `EBUSY` if the group is attached elsewhere.
-pub(crate) fn device_bind(file: &Arc<IommufdFile>, dev: &Arc<Device>, is_mock: bool) -> Result<Arc<Object>, Errno> {
+pub(crate) fn device_bind(
+    file: &Arc<IommufdFile>,
+    dev: &Arc<Device>,
+    is_mock: bool,
+) -> Result<Arc<Object>, Errno> {
     let ictx = file.ctx();
     if !dev.capable(Cap::CacheCoherency) {
         return Err(Errno::INVAL);
@@ -150,7 +154,11 @@ pub(crate) fn device_unbind(ictx: &Ctx, idev: &Arc<Object>) {
 
 /// Reserves the device's regions in `iopt` (`iopt_table_enforce_dev_resv_regions`);
 /// with `sw_msi` the software-MSI base is recorded there.
-fn enforce_dev_resv_regions(iopt: &IoPagetable, dev: &Device, sw_msi: Option<&mut Option<u64>>) -> Result<(), Errno> {
+fn enforce_dev_resv_regions(
+    iopt: &IoPagetable,
+    dev: &Device,
+    sw_msi: Option<&mut Option<u64>>,
+) -> Result<(), Errno> {
     let owner = ResvOwner::Device(dev.id());
     let regions = dev.resv_regions();
     let mut st = iopt.iova_write();
@@ -203,7 +211,9 @@ fn group_setup_msi(g: &IgroupInner, hwpt: &HwptPaging) -> Result<(), Errno> {
 }
 
 fn remove_dev_resv(hwpt: &HwptPaging, dev: &Device) {
-    hwpt.ioas().iopt.remove_reserved(ResvOwner::Device(dev.id()));
+    hwpt.ioas()
+        .iopt
+        .remove_reserved(ResvOwner::Device(dev.id()));
 }
 
 /// The attach handle iommufd stores in the group for a HWPT.
@@ -219,7 +229,10 @@ fn attach_handle(hwpt_obj: &Arc<Object>, idev_obj: &Arc<Object>) -> AttachHandle
 pub(crate) fn hwpt_attach(hwpt_obj: &Arc<Object>, idev_obj: &Arc<Object>) -> Result<(), Errno> {
     let idev = idev_of(idev_obj);
     let mut g = idev.igroup.lock();
-    if g.hwpt.as_ref().is_some_and(|cur| !Arc::ptr_eq(cur, hwpt_obj)) {
+    if g.hwpt
+        .as_ref()
+        .is_some_and(|cur| !Arc::ptr_eq(cur, hwpt_obj))
+    {
         return Err(Errno::INVAL);
     }
     let paging = hwpt::find_paging(hwpt_obj);
@@ -255,7 +268,11 @@ fn hwpt_attach_device(hwpt_obj: &Arc<Object>, idev_obj: &Arc<Object>) -> Result<
     if has_fault {
         idev.iopf_enable()?;
     }
-    if let Err(err) = idev.igroup.group.attach_handle(attach_handle(hwpt_obj, idev_obj)) {
+    if let Err(err) = idev
+        .igroup
+        .group
+        .attach_handle(attach_handle(hwpt_obj, idev_obj))
+    {
         if has_fault {
             idev.iopf_disable();
         }
@@ -296,7 +313,11 @@ enum Mode {
 
 impl Mode {
     /// Attaches or replaces; returns the HWPT the caller must put afterwards.
-    fn run(self, idev_obj: &Arc<Object>, hwpt_obj: &Arc<Object>) -> Result<Option<Arc<Object>>, Errno> {
+    fn run(
+        self,
+        idev_obj: &Arc<Object>,
+        hwpt_obj: &Arc<Object>,
+    ) -> Result<Option<Arc<Object>>, Errno> {
         match self {
             Mode::Attach => hwpt_attach(hwpt_obj, idev_obj).map(|()| None),
             Mode::Replace => do_replace(idev_obj, hwpt_obj),
@@ -325,7 +346,10 @@ fn group_replace_reserved(g: &IgroupInner, new: &HwptPaging) -> Result<(), Errno
 }
 
 /// `iommufd_device_do_replace`.
-fn do_replace(idev_obj: &Arc<Object>, hwpt_obj: &Arc<Object>) -> Result<Option<Arc<Object>>, Errno> {
+fn do_replace(
+    idev_obj: &Arc<Object>,
+    hwpt_obj: &Arc<Object>,
+) -> Result<Option<Arc<Object>>, Errno> {
     let idev = idev_of(idev_obj);
     let mut g = idev.igroup.lock();
     let old = g.hwpt.clone().ok_or(Errno::INVAL)?;
@@ -366,14 +390,23 @@ fn do_replace(idev_obj: &Arc<Object>, hwpt_obj: &Arc<Object>) -> Result<Option<A
 }
 
 /// `iommufd_hwpt_replace_device`: one driver switch for the whole group.
-fn replace_device(idev: &Idev, idev_obj: &Arc<Object>, hwpt_obj: &Arc<Object>, old: &Arc<Object>) -> Result<(), Errno> {
+fn replace_device(
+    idev: &Idev,
+    idev_obj: &Arc<Object>,
+    hwpt_obj: &Arc<Object>,
+    old: &Arc<Object>,
+) -> Result<(), Errno> {
     let new_fault = hwpt::fault_of(hwpt_obj).is_some();
     let old_fault = hwpt::fault_of(old);
     let old_handle = idev.igroup.group.handle(iommu::NO_PASID);
     if new_fault && old_fault.is_none() {
         idev.iopf_enable()?;
     }
-    if let Err(err) = idev.igroup.group.replace_handle(attach_handle(hwpt_obj, idev_obj)) {
+    if let Err(err) = idev
+        .igroup
+        .group
+        .replace_handle(attach_handle(hwpt_obj, idev_obj))
+    {
         if new_fault && old_fault.is_none() {
             idev.iopf_disable();
         }
@@ -421,7 +454,8 @@ fn auto_get_domain(
             }
         }
     }
-    let (resv, hwpt_obj) = hwpt::paging_alloc(ictx, &mut list, ioas_obj, idev_obj, 0, immediate, None)?;
+    let (resv, hwpt_obj) =
+        hwpt::paging_alloc(ictx, &mut list, ioas_obj, idev_obj, 0, immediate, None)?;
     let mut destroy = None;
     if !immediate {
         match mode.run(idev_obj, &hwpt_obj) {
@@ -469,7 +503,11 @@ fn change_pt(ictx: &Ctx, idev_obj: &Arc<Object>, pt_id: &mut u32, mode: Mode) ->
 /// # Errors
 /// `ENOENT` (unknown id), `EINVAL` (wrong type, group on another HWPT, driver
 /// incompatibility), `EADDRINUSE` (reserved regions), `EFAULT`/`ENOMEM` (populating).
-pub(crate) fn device_attach(ictx: &Ctx, idev_obj: &Arc<Object>, pt_id: &mut u32) -> Result<(), Errno> {
+pub(crate) fn device_attach(
+    ictx: &Ctx,
+    idev_obj: &Arc<Object>,
+    pt_id: &mut u32,
+) -> Result<(), Errno> {
     change_pt(ictx, idev_obj, pt_id, Mode::Attach)?;
     idev_obj.users_inc();
     Ok(())
@@ -479,7 +517,11 @@ pub(crate) fn device_attach(ictx: &Ctx, idev_obj: &Arc<Object>, pt_id: &mut u32)
 ///
 /// # Errors
 /// As [`device_attach`]; `EINVAL` if not attached. On error nothing changes.
-pub(crate) fn device_replace(ictx: &Ctx, idev_obj: &Arc<Object>, pt_id: &mut u32) -> Result<(), Errno> {
+pub(crate) fn device_replace(
+    ictx: &Ctx,
+    idev_obj: &Arc<Object>,
+    pt_id: &mut u32,
+) -> Result<(), Errno> {
     change_pt(ictx, idev_obj, pt_id, Mode::Replace)
 }
 

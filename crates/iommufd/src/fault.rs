@@ -14,13 +14,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::fault::{IopfGroup, IopfHandler, PageResponseCode};
 use iommu::AttachHandle;
-use uapi::{Errno, FaultAlloc, HwptPageResponse, HwptPgfault, IOMMUFD_PAGE_RESP_INVALID, IOMMUFD_PAGE_RESP_SUCCESS};
+use uapi::{
+    Errno, FaultAlloc, HwptPageResponse, HwptPgfault, IOMMUFD_PAGE_RESP_INVALID,
+    IOMMUFD_PAGE_RESP_SUCCESS,
+};
 use zerocopy::{FromZeros, IntoBytes};
 
 use crate::ctx::IommufdFile;
 use crate::mm::{FileOps, PollMask};
 use crate::object::{ObjKind, Object};
 use crate::ucmd::Ucmd;
+
+/// The callback that mirrors readiness into the fd.
+type Notify = Arc<dyn Fn(PollMask) + Send + Sync>;
 
 #[derive(Default)]
 struct Queues {
@@ -31,9 +37,9 @@ struct Queues {
 }
 
 /// The FAULT object (`struct iommufd_fault`).
-pub struct Fault {
+pub(crate) struct Fault {
     queues: Mutex<Queues>,
-    notify: Mutex<Option<Arc<dyn Fn(PollMask) + Send + Sync>>>,
+    notify: Mutex<Option<Notify>>,
 }
 
 impl Fault {
@@ -49,7 +55,11 @@ impl Fault {
     }
 
     fn notify(&self, mask: PollMask) {
-        let notify = self.notify.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let notify = self
+            .notify
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if let Some(notify) = notify {
             notify(mask);
         }
@@ -60,7 +70,10 @@ impl Fault {
     pub(crate) fn destroy(&self) {
         let (deliver, response) = {
             let mut q = self.lock();
-            (std::mem::take(&mut q.deliver), std::mem::take(&mut q.response))
+            (
+                std::mem::take(&mut q.deliver),
+                std::mem::take(&mut q.response),
+            )
         };
         for group in deliver.into_iter().chain(response.into_values()) {
             group.respond(PageResponseCode::Invalid);
@@ -95,7 +108,9 @@ impl IopfHandler for FaultHandler {
 
 /// The handler attach handles of HWPTs using `fault` carry.
 pub(crate) fn handler(fault: &Arc<Object>) -> Arc<dyn IopfHandler> {
-    Arc::new(FaultHandler { fault: fault.clone() })
+    Arc::new(FaultHandler {
+        fault: fault.clone(),
+    })
 }
 
 fn same_handle(a: &AttachHandle, b: &AttachHandle) -> bool {
@@ -215,7 +230,8 @@ impl FaultFile {
             rec.addr = f.addr;
             rec.length = 0;
             rec.cookie = cookie;
-            self.mm().write(buf + i as u64 * FAULT_SIZE, rec.as_bytes())?;
+            self.mm()
+                .write(buf + i as u64 * FAULT_SIZE, rec.as_bytes())?;
         }
         Ok(())
     }
@@ -257,14 +273,14 @@ impl FaultFile {
 
 impl FileOps for FaultFile {
     fn read(&self, buf: u64, count: u64) -> Result<u64, Errno> {
-        if count % FAULT_SIZE != 0 {
+        if !count.is_multiple_of(FAULT_SIZE) {
             return Err(Errno::SPIPE);
         }
         self.read_groups(buf, count)
     }
 
     fn write(&self, buf: u64, count: u64) -> Result<u64, Errno> {
-        if count % RESPONSE_SIZE != 0 {
+        if !count.is_multiple_of(RESPONSE_SIZE) {
             return Err(Errno::SPIPE);
         }
         self.write_responses(buf, count)
@@ -275,7 +291,10 @@ impl FileOps for FaultFile {
     }
 
     fn set_notify(&self, notify: Arc<dyn Fn(PollMask) + Send + Sync>) {
-        *fault_of(&self.fault).notify.lock().unwrap_or_else(|e| e.into_inner()) = Some(notify);
+        *fault_of(&self.fault)
+            .notify
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(notify);
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
@@ -286,7 +305,10 @@ impl FileOps for FaultFile {
 impl Drop for FaultFile {
     /// `iommufd_fault_fops_release`.
     fn drop(&mut self) {
-        *fault_of(&self.fault).notify.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *fault_of(&self.fault)
+            .notify
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         self.fault.users_dec();
     }
 }

@@ -19,9 +19,10 @@ use iommu::{Cap, Domain, DomainType, UserData, UserDataArray, UserRead};
 use uapi::{
     Errno, HwInfo, HwptAlloc, HwptGetDirtyBitmap, HwptInvalidate, HwptSetDirtyTracking,
     IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_DATA_NONE,
-    IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR,
-    IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_PCI_PASID_EXEC, IOMMU_HW_CAP_PCI_PASID_PRIV,
-    IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT, IOMMU_HW_INFO_TYPE_NONE,
+    IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_HWPT_FAULT_ID_VALID,
+    IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR, IOMMU_HW_CAP_DIRTY_TRACKING, IOMMU_HW_CAP_PCI_PASID_EXEC,
+    IOMMU_HW_CAP_PCI_PASID_PRIV, IOMMU_HW_INFO_FLAG_INPUT_TYPE, IOMMU_HW_INFO_TYPE_DEFAULT,
+    IOMMU_HW_INFO_TYPE_NONE,
 };
 
 use crate::ctx::{Ctx, Reservation};
@@ -36,7 +37,7 @@ use crate::ucmd::Ucmd;
 const INVALIDATE_ENTRY_NUM_MAX: u32 = 1 << 19;
 
 /// A paging HWPT (`struct iommufd_hwpt_paging`).
-pub struct HwptPaging {
+pub(crate) struct HwptPaging {
     pub(crate) domain: Arc<dyn Domain>,
     ioas: Arc<Object>,
     pub(crate) auto_domain: AtomicBool,
@@ -49,7 +50,7 @@ pub struct HwptPaging {
 }
 
 /// A nested HWPT (`struct iommufd_hwpt_nested`).
-pub struct HwptNested {
+pub(crate) struct HwptNested {
     pub(crate) domain: Arc<dyn Domain>,
     parent: Arc<Object>,
     fault: OnceLock<Arc<Object>>,
@@ -133,7 +134,7 @@ pub(crate) fn find_paging(obj: &Arc<Object>) -> Option<&HwptPaging> {
 
 /// The fault handler a HWPT's attach handles carry.
 pub(crate) fn iopf_handler(obj: &Arc<Object>) -> Option<Arc<dyn IopfHandler>> {
-    fault_of(obj).map(|f| crate::fault::handler(f))
+    fault_of(obj).map(crate::fault::handler)
 }
 
 /// Whether a paging HWPT enforces cache coherency.
@@ -334,7 +335,15 @@ pub(crate) fn alloc(ucmd: &Ucmd<'_>, cmd: &mut HwptAlloc) -> Result<(), Errno> {
             let ioas = pt.get::<Ioas>().ok_or(Errno::INVAL)?;
             let mut list = ioas.hwpt_list.lock().unwrap_or_else(|e| e.into_inner());
             let user_data = (cmd.data_len != 0).then_some(&data);
-            let (resv, obj) = paging_alloc(ictx, &mut list, pt.arc(), idev.arc(), cmd.flags, false, user_data)?;
+            let (resv, obj) = paging_alloc(
+                ictx,
+                &mut list,
+                pt.arc(),
+                idev.arc(),
+                cmd.flags,
+                false,
+                user_data,
+            )?;
             finish_alloc(ucmd, cmd, resv, &obj, Some(&mut list))
         }
         ObjType::HwptPaging => {
@@ -437,13 +446,18 @@ pub(crate) fn get_hw_info(ucmd: &Ucmd<'_>, cmd: &mut HwInfo) -> Result<(), Errno
 }
 
 /// `IOMMU_HWPT_SET_DIRTY_TRACKING`.
-pub(crate) fn set_dirty_tracking(ucmd: &Ucmd<'_>, cmd: &mut HwptSetDirtyTracking) -> Result<(), Errno> {
+pub(crate) fn set_dirty_tracking(
+    ucmd: &Ucmd<'_>,
+    cmd: &mut HwptSetDirtyTracking,
+) -> Result<(), Errno> {
     if cmd.flags & !IOMMU_HWPT_DIRTY_TRACKING_ENABLE != 0 {
         return Err(Errno::OPNOTSUPP);
     }
     let hwpt = ucmd.ictx.get::<HwptPaging>(cmd.hwpt_id)?;
     let enable = cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE != 0;
-    hwpt.ioas().iopt.set_dirty_tracking(hwpt.domain.as_ref(), enable)
+    hwpt.ioas()
+        .iopt
+        .set_dirty_tracking(hwpt.domain.as_ref(), enable)
 }
 
 /// `IOMMU_HWPT_GET_DIRTY_BITMAP`. Errors of the walk itself are not reported
@@ -460,9 +474,12 @@ pub(crate) fn get_dirty_bitmap(ucmd: &Ucmd<'_>, cmd: &mut HwptGetDirtyBitmap) ->
         data: cmd.data,
     };
     let no_clear = cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR != 0;
-    hwpt.ioas()
-        .iopt
-        .read_and_clear_dirty(hwpt.domain.as_ref(), ucmd.mm().as_ref(), &bitmap, no_clear)
+    hwpt.ioas().iopt.read_and_clear_dirty(
+        hwpt.domain.as_ref(),
+        ucmd.mm().as_ref(),
+        &bitmap,
+        no_clear,
+    )
 }
 
 /// `IOMMU_HWPT_INVALIDATE`: `entry_num` is always written back.

@@ -34,7 +34,10 @@ impl IovaBitmap {
         if self.length == 0 {
             return Err(Errno::INVAL);
         }
-        let last = self.iova.checked_add(self.length - 1).ok_or(Errno::OVERFLOW)?;
+        let last = self
+            .iova
+            .checked_add(self.length - 1)
+            .ok_or(Errno::OVERFLOW)?;
         let end = last.wrapping_add(1);
         if self.iova & (iova_alignment - 1) != 0 || end & (iova_alignment - 1) != 0 {
             return Err(Errno::INVAL);

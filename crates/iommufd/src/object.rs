@@ -183,10 +183,6 @@ impl Object {
         debug_assert!(old > 1, "users_dec dropped the table's reference");
     }
 
-    pub(crate) fn users(&self) -> u32 {
-        self.users.load(Ordering::Acquire)
-    }
-
     /// `refcount_dec_if_one(&users)`.
     pub(crate) fn users_dec_if_one(&self) -> bool {
         self.users

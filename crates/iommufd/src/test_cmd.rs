@@ -82,7 +82,7 @@ pub trait SelftestDriver: Send + Sync {
 }
 
 /// A selftest object: a mock device bound and attached (`struct selftest_obj`).
-pub struct SelftestObj {
+pub(crate) struct SelftestObj {
     idev: Arc<Object>,
     dev: Arc<Device>,
     driver: Arc<dyn SelftestDriver>,
@@ -173,7 +173,10 @@ fn add_reserved(ictx: &Ctx, ioas_id: u32, start: u64, length: u64) -> Result<(),
 
 /// `IOMMU_TEST_OP_MD_CHECK_REFS`: every page of the range has `refs` pins.
 fn check_refs(ucmd: &Ucmd<'_>, uptr: u64, length: u64, refs: u32) -> Result<(), Errno> {
-    if !length.is_multiple_of(PAGE_SIZE) || !uptr.is_multiple_of(PAGE_SIZE) || uptr.checked_add(length).is_none() {
+    if !length.is_multiple_of(PAGE_SIZE)
+        || !uptr.is_multiple_of(PAGE_SIZE)
+        || uptr.checked_add(length).is_none()
+    {
         return Err(Errno::INVAL);
     }
     for page in 0..length / PAGE_SIZE {
@@ -464,7 +467,8 @@ fn mock_domain(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
             out_idev_id: idev.id(),
         };
         cmd.set_payload(&out);
-        ucmd.respond(cmd).inspect_err(|_| device::device_detach(ictx, &idev))
+        ucmd.respond(cmd)
+            .inspect_err(|_| device::device_detach(ictx, &idev))
     });
     if let Err(err) = res {
         device::device_unbind(ictx, &idev);
@@ -486,10 +490,16 @@ fn mock_domain_replace(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> 
 }
 
 /// `IOMMU_TEST_OP_MD_CHECK_MAP`: the domain maps exactly the pages backing `uptr`.
-fn check_map(ucmd: &Ucmd<'_>, hwpt_id: u32, mut iova: u64, length: u64, mut uptr: u64) -> Result<(), Errno> {
-    if iova % MOCK_IO_PAGE_SIZE != 0
-        || length % MOCK_IO_PAGE_SIZE != 0
-        || uptr % MOCK_IO_PAGE_SIZE != 0
+fn check_map(
+    ucmd: &Ucmd<'_>,
+    hwpt_id: u32,
+    mut iova: u64,
+    length: u64,
+    mut uptr: u64,
+) -> Result<(), Errno> {
+    if !iova.is_multiple_of(MOCK_IO_PAGE_SIZE)
+        || !length.is_multiple_of(MOCK_IO_PAGE_SIZE)
+        || !uptr.is_multiple_of(MOCK_IO_PAGE_SIZE)
         || uptr.checked_add(length).is_none()
     {
         return Err(Errno::INVAL);
@@ -522,7 +532,12 @@ fn check_iotlb(ictx: &Ctx, hwpt_id: u32, id: u32, value: u32) -> Result<(), Errn
 /// `IOMMU_TEST_OP_DIRTY`: marks the IO pages of set bits dirty.
 fn dirty(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
     let mut p: TestDirty = cmd.payload_as();
-    if p.page_size == 0 || p.length == 0 || p.iova % p.page_size != 0 || p.length % p.page_size != 0 || p.uptr == 0 {
+    if p.page_size == 0
+        || p.length == 0
+        || !p.iova.is_multiple_of(p.page_size)
+        || !p.length.is_multiple_of(p.page_size)
+        || p.uptr == 0
+    {
         return Err(Errno::INVAL);
     }
     let max = p.length / p.page_size;

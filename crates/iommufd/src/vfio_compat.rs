@@ -157,12 +157,11 @@ fn unmap_dma(ictx: &Ctx, arg: u64) -> Result<(), Errno> {
 fn cc_iommu(ictx: &Ctx) -> Result<i64, Errno> {
     let ioas = get_compat_ioas(ictx)?;
     let list = ioas.hwpt_list.lock().unwrap_or_else(|e| e.into_inner());
-    let all = list
-        .iter()
-        .all(|hwpt| crate::hwpt::enforces_cache_coherency(hwpt));
+    let all = list.iter().all(crate::hwpt::enforces_cache_coherency);
     Ok(i64::from(all))
 }
 
+#[expect(non_upper_case_globals, reason = "VFIO_TYPE1v2_IOMMU is the C name")]
 fn check_extension(ictx: &Ctx, ext: u64) -> Result<i64, Errno> {
     let ext = u32::try_from(ext).unwrap_or(u32::MAX);
     match ext {

@@ -40,7 +40,8 @@ pub const MOCK_IO_PAGE_SIZE: u64 = 2048;
 pub const MOCK_HUGE_PAGE_SIZE: u64 = 512 * MOCK_IO_PAGE_SIZE;
 
 /// Device flags the mock accepts.
-const MOCK_DEVICE_FLAGS: u32 = MOCK_FLAGS_DEVICE_NO_DIRTY | MOCK_FLAGS_DEVICE_HUGE_IOVA | MOCK_FLAGS_DEVICE_PASID;
+const MOCK_DEVICE_FLAGS: u32 =
+    MOCK_FLAGS_DEVICE_NO_DIRTY | MOCK_FLAGS_DEVICE_HUGE_IOVA | MOCK_FLAGS_DEVICE_PASID;
 
 /// The mock IOMMU instance (`mock_iommu_device` with `mock_ops`).
 pub struct MockIommu {
@@ -93,7 +94,11 @@ impl MockIommu {
         let desc = DeviceDesc {
             name: format!("iommufd_mock{n}"),
             flags,
-            pasid_bits: if flags & MOCK_FLAGS_DEVICE_PASID != 0 { MOCK_PASID_WIDTH } else { 0 },
+            pasid_bits: if flags & MOCK_FLAGS_DEVICE_PASID != 0 {
+                MOCK_PASID_WIDTH
+            } else {
+                0
+            },
             ..DeviceDesc::default()
         };
         self.platform.probe(&self.ops(), desc)
@@ -204,7 +209,11 @@ impl IommuOps for MockIommu {
             return Err(Errno::INVAL);
         }
         let mut cfg = HwptSelftest::new_zeroed();
-        data.copy_struct(IOMMU_HWPT_DATA_SELFTEST, cfg.as_mut_bytes(), core::mem::size_of::<u32>())?;
+        data.copy_struct(
+            IOMMU_HWPT_DATA_SELFTEST,
+            cfg.as_mut_bytes(),
+            core::mem::size_of::<u32>(),
+        )?;
         Ok(Arc::new(MockNested {
             core: DomainCore::new(MOCK_DRIVER),
             iotlb: std::array::from_fn(|_| AtomicU32::new(cfg.iotlb)),
@@ -262,7 +271,14 @@ impl Domain for MockBlocking {
     fn pgsize_bitmap(&self) -> u64 {
         0
     }
-    fn map_pages(&self, _iova: u64, _pa: u64, _pgsize: u64, _pgcount: u64, _prot: Prot) -> Result<u64, (u64, Errno)> {
+    fn map_pages(
+        &self,
+        _iova: u64,
+        _pa: u64,
+        _pgsize: u64,
+        _pgcount: u64,
+        _prot: Prot,
+    ) -> Result<u64, (u64, Errno)> {
         Err((0, Errno::INVAL))
     }
     fn unmap_pages(&self, _iova: u64, _pgsize: u64, _pgcount: u64) -> u64 {
@@ -288,7 +304,11 @@ pub struct MockDomain {
 
 impl MockDomain {
     fn new(huge: bool, dirty_ops: bool) -> MockDomain {
-        let cfg = if huge { MockConfig::SELFTEST_HUGE } else { MockConfig::SELFTEST };
+        let cfg = if huge {
+            MockConfig::SELFTEST_HUGE
+        } else {
+            MockConfig::SELFTEST
+        };
         let pt = match PageTable::new(cfg) {
             Ok(pt) => pt,
             Err(_) => unreachable!("the selftest mock configuration is valid"),
@@ -349,7 +369,14 @@ impl Domain for MockDomain {
     fn pgsize_bitmap(&self) -> u64 {
         self.pt.pgsize_bitmap()
     }
-    fn map_pages(&self, iova: u64, pa: u64, pgsize: u64, pgcount: u64, prot: Prot) -> Result<u64, (u64, Errno)> {
+    fn map_pages(
+        &self,
+        iova: u64,
+        pa: u64,
+        pgsize: u64,
+        pgcount: u64,
+        prot: Prot,
+    ) -> Result<u64, (u64, Errno)> {
         let prot = pt::Prot::from_bits_truncate(prot.bits());
         self.pt.map_pages(iova, pa, pgsize, pgcount, prot)
     }
@@ -406,7 +433,9 @@ impl DirtyOps for MockDomain {
             let head = iova & !(pgsize - 1);
             let mut was_dirty = false;
             self.pt
-                .read_and_clear_dirty(head, pgsize, flags & DIRTY_NO_CLEAR != 0, &mut |_, _| was_dirty = true);
+                .read_and_clear_dirty(head, pgsize, flags & DIRTY_NO_CLEAR != 0, &mut |_, _| {
+                    was_dirty = true;
+                });
             if was_dirty {
                 if let Some(rec) = dirty.as_deref_mut() {
                     rec.record(iova, pgsize);
@@ -434,7 +463,9 @@ impl MockNested {
 
     /// IOTLB entry `id`, if `id` is valid.
     pub fn iotlb(&self, id: u32) -> Option<u32> {
-        self.iotlb.get(id as usize).map(|e| e.load(Ordering::Acquire))
+        self.iotlb
+            .get(id as usize)
+            .map(|e| e.load(Ordering::Acquire))
     }
 }
 
@@ -451,7 +482,14 @@ impl Domain for MockNested {
     fn pgsize_bitmap(&self) -> u64 {
         0
     }
-    fn map_pages(&self, _iova: u64, _pa: u64, _pgsize: u64, _pgcount: u64, _prot: Prot) -> Result<u64, (u64, Errno)> {
+    fn map_pages(
+        &self,
+        _iova: u64,
+        _pa: u64,
+        _pgsize: u64,
+        _pgcount: u64,
+        _prot: Prot,
+    ) -> Result<u64, (u64, Errno)> {
         Err((0, Errno::INVAL))
     }
     fn unmap_pages(&self, _iova: u64, _pgsize: u64, _pgcount: u64) -> u64 {
@@ -476,14 +514,23 @@ impl Domain for MockNested {
 }
 
 impl MockNested {
-    fn invalidate_entries(&self, array: &UserDataArray<'_>, processed: &mut u32) -> Result<(), Errno> {
+    fn invalidate_entries(
+        &self,
+        array: &UserDataArray<'_>,
+        processed: &mut u32,
+    ) -> Result<(), Errno> {
         if array.data_type != IOMMU_HWPT_INVALIDATE_DATA_SELFTEST {
             return Err(Errno::INVAL);
         }
         let min_len = core::mem::size_of::<HwptInvalidateSelftest>();
         for i in 0..array.entry_num {
             let mut inv = HwptInvalidateSelftest::new_zeroed();
-            array.copy_entry(IOMMU_HWPT_INVALIDATE_DATA_SELFTEST, inv.as_mut_bytes(), i, min_len)?;
+            array.copy_entry(
+                IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+                inv.as_mut_bytes(),
+                i,
+                min_len,
+            )?;
             if inv.flags & !IOMMU_TEST_INVALIDATE_FLAG_ALL != 0 {
                 return Err(Errno::OPNOTSUPP);
             }

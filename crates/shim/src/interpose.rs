@@ -12,6 +12,10 @@
 //! register the caller may leave undefined only where C would read `va_arg`.
 
 #![allow(unsafe_code)]
+#![expect(
+    unreachable_pub,
+    reason = "the #[no_mangle] C symbols are the library's interface, exported to the program"
+)]
 
 use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,19 +25,30 @@ use inproc::{FdEntry, FdTable};
 use libc::{c_char, c_int, c_ulong, c_void, mode_t, size_t, ssize_t};
 use uapi::Errno;
 
+type OpenFn = unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int;
+type OpenatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, mode_t) -> c_int;
+type IoctlFn = unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int;
+type CloseFn = unsafe extern "C" fn(c_int) -> c_int;
+type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
+type FcntlFn = unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int;
+type ReadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
+type WriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
+type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+
 /// The next definitions of the symbols we interpose.
 struct Real {
-    open: unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int,
-    openat: unsafe extern "C" fn(c_int, *const c_char, c_int, mode_t) -> c_int,
-    ioctl: unsafe extern "C" fn(c_int, c_ulong, *mut c_void) -> c_int,
-    close: unsafe extern "C" fn(c_int) -> c_int,
-    dup: unsafe extern "C" fn(c_int) -> c_int,
-    dup2: unsafe extern "C" fn(c_int, c_int) -> c_int,
-    dup3: unsafe extern "C" fn(c_int, c_int, c_int) -> c_int,
-    fcntl: unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int,
-    read: unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t,
-    write: unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t,
-    signal: unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t,
+    open: OpenFn,
+    openat: OpenatFn,
+    ioctl: IoctlFn,
+    close: CloseFn,
+    dup: CloseFn,
+    dup2: Dup2Fn,
+    dup3: Dup3Fn,
+    fcntl: FcntlFn,
+    read: ReadFn,
+    write: WriteFn,
+    signal: SignalFn,
 }
 
 /// Resolves `name` with `dlsym(RTLD_NEXT)`; aborts if libc lacks it, since nothing
@@ -49,29 +64,28 @@ fn next_symbol(name: &CStr) -> *mut c_void {
 }
 
 macro_rules! resolve {
-    ($name:literal) => {
+    ($name:literal, $ty:ty) => {
         // SAFETY: the symbol is the libc function of that name, whose C prototype is
-        // the Rust function-pointer type of the field it initialises (checked against
-        // glibc's declarations; variadic tails are passed as one fixed argument, see
-        // the module doc).
-        unsafe { core::mem::transmute::<*mut c_void, _>(next_symbol($name)) }
+        // `$ty` (checked against glibc's declarations; variadic tails are passed as
+        // one fixed argument, see the module doc); `next_symbol` never returns null.
+        unsafe { core::mem::transmute::<*mut c_void, $ty>(next_symbol($name)) }
     };
 }
 
 fn real() -> &'static Real {
     static REAL: OnceLock<Real> = OnceLock::new();
     REAL.get_or_init(|| Real {
-        open: resolve!(c"open"),
-        openat: resolve!(c"openat"),
-        ioctl: resolve!(c"ioctl"),
-        close: resolve!(c"close"),
-        dup: resolve!(c"dup"),
-        dup2: resolve!(c"dup2"),
-        dup3: resolve!(c"dup3"),
-        fcntl: resolve!(c"fcntl"),
-        read: resolve!(c"read"),
-        write: resolve!(c"write"),
-        signal: resolve!(c"signal"),
+        open: resolve!(c"open", OpenFn),
+        openat: resolve!(c"openat", OpenatFn),
+        ioctl: resolve!(c"ioctl", IoctlFn),
+        close: resolve!(c"close", CloseFn),
+        dup: resolve!(c"dup", CloseFn),
+        dup2: resolve!(c"dup2", Dup2Fn),
+        dup3: resolve!(c"dup3", Dup3Fn),
+        fcntl: resolve!(c"fcntl", FcntlFn),
+        read: resolve!(c"read", ReadFn),
+        write: resolve!(c"write", WriteFn),
+        signal: resolve!(c"signal", SignalFn),
     })
 }
 

@@ -835,7 +835,11 @@ impl IoPagetable {
     ///
     /// # Errors
     /// `EOPNOTSUPP` without dirty ops; the driver's errno.
-    pub(crate) fn set_dirty_tracking(&self, domain: &dyn Domain, enable: bool) -> Result<(), Errno> {
+    pub(crate) fn set_dirty_tracking(
+        &self,
+        domain: &dyn Domain,
+        enable: bool,
+    ) -> Result<(), Errno> {
         let ops = domain.dirty_ops().ok_or(Errno::OPNOTSUPP)?;
         let st = self.iova_read();
         if enable {
@@ -877,7 +881,10 @@ impl IoPagetable {
         let mut writer = bitmap.writer(mm);
         for piece in &pieces {
             let len = piece.last - piece.cur + 1;
-            if ops.read_and_clear_dirty(piece.cur, len, flags, Some(&mut writer)).is_err() {
+            if ops
+                .read_and_clear_dirty(piece.cur, len, flags, Some(&mut writer))
+                .is_err()
+            {
                 break;
             }
         }
@@ -978,7 +985,10 @@ fn piece_indexes(area: &Area, piece: &Piece) -> (u64, u64) {
 /// `iopt_area_contig_is_aligned`: the piece starts on a page of user memory, and a
 /// piece that is not the final one ends its area on a page end.
 fn contig_is_aligned(area: &Area, piece: &Piece, final_piece: bool) -> bool {
-    if !area.start_byte(piece.area_iova, piece.cur).is_multiple_of(PAGE_SIZE) {
+    if !area
+        .start_byte(piece.area_iova, piece.cur)
+        .is_multiple_of(PAGE_SIZE)
+    {
         return false;
     }
     final_piece || area.start_byte(piece.area_iova, piece.area_last) % PAGE_SIZE == PAGE_SIZE - 1

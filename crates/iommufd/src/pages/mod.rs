@@ -28,7 +28,7 @@ use iommu::{Domain, Prot};
 use itree::{double_spans, DoubleSpan, IntervalTree, NodeId};
 use uapi::Errno;
 
-use crate::mm::{AccountMode, Cap, PhysRun, UserMemory, PAGE_SIZE};
+use crate::mm::{AccountMode, Cap, UserMemory, PAGE_SIZE};
 use pfns::{PfnMap, PfnSeg};
 
 /// The IOVA side of one area, as the page store needs it to map the area.
@@ -49,14 +49,6 @@ impl AreaSpan {
     /// Byte length of the area.
     pub(crate) fn length(&self) -> u64 {
         self.last_iova - self.iova + 1
-    }
-
-    /// The IOVA of the first byte of page `index` inside the area (`iopt_area_index_to_iova`).
-    pub(crate) fn index_to_iova(&self, index: u64) -> u64 {
-        if index == self.index {
-            return self.iova;
-        }
-        self.iova - self.page_offset + (index - self.index) * PAGE_SIZE
     }
 }
 
@@ -125,11 +117,6 @@ impl Pages {
 
     fn lock(&self) -> MutexGuard<'_, PagesInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The memory the store was created from.
-    pub(crate) fn mm(&self) -> &Arc<dyn UserMemory> {
-        &self.mm
     }
 
     /// Number of pinned indices (`npinned`).
@@ -622,9 +609,4 @@ fn copy_segs(
     }
     debug_assert_eq!(done, buf.len());
     Ok(())
-}
-
-#[allow(dead_code)]
-fn assert_runs_cover(runs: &[PhysRun], npages: u64) -> bool {
-    runs.iter().map(|r| r.npages).sum::<u64>() == npages
 }

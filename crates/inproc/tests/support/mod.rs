@@ -1,0 +1,209 @@
+//! Test support: an iommufd opened in this process, typed ioctls on real memory,
+//! and builders in the style of the kernel selftest's `iommufd_utils.h`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use host::sys::Mmap;
+use iommufd::IommufdFile;
+use uapi::{
+    Destroy, Errno, IoasAlloc, IoasCopy, IoasIovaRanges, IoasMap, IoasUnmap, IoctlCmd, IommuOption,
+    IovaRange, TestCmd, TestPayload, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
+    IOMMU_IOAS_MAP_WRITEABLE,
+};
+use zerocopy::{FromZeros, IntoBytes};
+
+pub const PAGE: u64 = 4096;
+pub const RW: u32 = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+pub const FIXED_RW: u32 = RW | IOMMU_IOAS_MAP_FIXED_IOVA;
+
+/// An open iommufd.
+pub struct Fd {
+    pub file: Arc<IommufdFile>,
+}
+
+impl Default for Fd {
+    fn default() -> Self {
+        Fd::open()
+    }
+}
+
+impl Fd {
+    pub fn open() -> Fd {
+        Fd {
+            file: inproc::open(false),
+        }
+    }
+
+    /// An iommufd whose process has capability overrides (as `IOMMUFD_CAPS`).
+    pub fn open_with_caps(spec: &str) -> Fd {
+        let mut env = inproc::env();
+        env.mm = Arc::new(inproc::HostMm::with_caps(inproc::CapOverrides::parse(spec)));
+        Fd {
+            file: IommufdFile::open(env, false),
+        }
+    }
+
+    /// An iommufd with a custom user memory.
+    pub fn open_with_mm(mm: Arc<dyn iommufd::mm::UserMemory>) -> Fd {
+        let mut env = inproc::env();
+        env.mm = mm;
+        Fd {
+            file: IommufdFile::open(env, false),
+        }
+    }
+
+    /// `ioctl(fd, T::IOCTL, cmd)` with `cmd.size` set by the caller.
+    pub fn ioctl_raw<T: IoctlCmd>(&self, cmd: &mut T) -> Result<i64, Errno> {
+        let arg = cmd.as_mut_bytes().as_mut_ptr() as u64;
+        self.file.ioctl(T::IOCTL, arg)
+    }
+
+    /// `ioctl(fd, T::IOCTL, cmd)` with `cmd.size = sizeof(T)`.
+    pub fn ioctl<T: IoctlCmd>(&self, cmd: &mut T) -> Result<i64, Errno> {
+        set_size(cmd, T::SIZE as u32);
+        self.ioctl_raw(cmd)
+    }
+
+    /// An ioctl by number on an arbitrary argument.
+    pub fn ioctl_ptr(&self, nr: u32, arg: u64) -> Result<i64, Errno> {
+        self.file.ioctl(nr, arg)
+    }
+
+    /// A test command with payload `p` for object `id`; returns the command (with
+    /// outputs) on success.
+    pub fn test<P: TestPayload>(&self, id: u32, p: &P) -> Result<TestCmd, Errno> {
+        let mut cmd = TestCmd::new(id, p);
+        self.ioctl(&mut cmd).map(|_| cmd)
+    }
+
+    pub fn ioas_alloc(&self) -> u32 {
+        let mut cmd = IoasAlloc::new_zeroed();
+        self.ioctl(&mut cmd).expect("IOAS_ALLOC");
+        cmd.out_ioas_id
+    }
+
+    pub fn destroy(&self, id: u32) -> Result<(), Errno> {
+        let mut cmd = Destroy::new_zeroed();
+        cmd.id = id;
+        self.ioctl(&mut cmd).map(|_| ())
+    }
+
+    /// IOAS_MAP; returns the IOVA.
+    pub fn map(&self, ioas: u32, va: u64, len: u64, iova: u64, flags: u32) -> Result<u64, Errno> {
+        let mut cmd = IoasMap::new_zeroed();
+        cmd.ioas_id = ioas;
+        cmd.flags = flags;
+        cmd.user_va = va;
+        cmd.length = len;
+        cmd.iova = iova;
+        self.ioctl(&mut cmd).map(|_| cmd.iova)
+    }
+
+    pub fn map_fixed(&self, ioas: u32, va: u64, len: u64, iova: u64) -> Result<u64, Errno> {
+        self.map(ioas, va, len, iova, FIXED_RW)
+    }
+
+    pub fn map_auto(&self, ioas: u32, va: u64, len: u64) -> Result<u64, Errno> {
+        self.map(ioas, va, len, 0, RW)
+    }
+
+    /// IOAS_UNMAP; returns the bytes unmapped.
+    pub fn unmap(&self, ioas: u32, iova: u64, len: u64) -> Result<u64, Errno> {
+        let mut cmd = IoasUnmap::new_zeroed();
+        cmd.ioas_id = ioas;
+        cmd.iova = iova;
+        cmd.length = len;
+        self.ioctl(&mut cmd).map(|_| cmd.length)
+    }
+
+    pub fn copy(
+        &self,
+        dst: u32,
+        src: u32,
+        src_iova: u64,
+        len: u64,
+        dst_iova: u64,
+        flags: u32,
+    ) -> Result<u64, Errno> {
+        let mut cmd = IoasCopy::new_zeroed();
+        cmd.dst_ioas_id = dst;
+        cmd.src_ioas_id = src;
+        cmd.src_iova = src_iova;
+        cmd.length = len;
+        cmd.dst_iova = dst_iova;
+        cmd.flags = flags;
+        self.ioctl(&mut cmd).map(|_| cmd.dst_iova)
+    }
+
+    /// IOAS_IOVA_RANGES with room for 16 ranges: (ranges, alignment).
+    pub fn ranges(&self, ioas: u32) -> Result<(Vec<(u64, u64)>, u64), Errno> {
+        let mut out = [IovaRange::new_zeroed(); 16];
+        let mut cmd = IoasIovaRanges::new_zeroed();
+        cmd.ioas_id = ioas;
+        cmd.num_iovas = 16;
+        cmd.allowed_iovas = out.as_mut_ptr() as u64;
+        self.ioctl(&mut cmd)?;
+        let n = cmd.num_iovas as usize;
+        Ok((
+            out[..n].iter().map(|r| (r.start, r.last)).collect(),
+            cmd.out_iova_alignment,
+        ))
+    }
+
+    pub fn option(
+        &self,
+        option_id: u32,
+        op: u16,
+        object_id: u32,
+        val64: u64,
+    ) -> Result<u64, Errno> {
+        let mut cmd = IommuOption::new_zeroed();
+        cmd.option_id = option_id;
+        cmd.op = op;
+        cmd.object_id = object_id;
+        cmd.val64 = val64;
+        self.ioctl(&mut cmd).map(|_| cmd.val64)
+    }
+}
+
+pub fn set_size<T: IoctlCmd>(cmd: &mut T, size: u32) {
+    cmd.as_mut_bytes()[..4].copy_from_slice(&size.to_ne_bytes());
+}
+
+/// `len` bytes of fresh anonymous read-write memory.
+pub fn buffer(len: usize) -> Mmap {
+    Mmap::anon(
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+    )
+    .expect("mmap")
+}
+
+/// A range no access is allowed to (PROT_NONE), held while the value lives, so
+/// parallel tests cannot map something there.
+pub fn noaccess(len: usize) -> Mmap {
+    Mmap::anon(
+        len,
+        libc::PROT_NONE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+    )
+    .expect("mmap")
+}
+
+/// A read-only range.
+pub fn readonly(len: usize) -> Mmap {
+    Mmap::anon(
+        len,
+        libc::PROT_READ,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+    )
+    .expect("mmap")
+}
+
+/// Pins recorded on the page at `va` (the kernel's page pin count).
+pub fn pins(va: u64) -> u32 {
+    host::pins::count(va)
+}
