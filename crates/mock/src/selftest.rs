@@ -377,7 +377,13 @@ impl Domain for MockDomain {
         pgcount: u64,
         prot: Prot,
     ) -> Result<u64, (u64, Errno)> {
-        let prot = pt::Prot::from_bits_truncate(prot.bits());
+        let mut prot = pt::Prot::from_bits_truncate(prot.bits());
+        // The kernel's mock keeps no permissions, so a mapping with neither READ
+        // nor WRITE (VFIO_IOMMU_MAP_DMA with flags 0) still succeeds; the AMD-like
+        // format underneath needs one of them to encode a present leaf.
+        if !prot.intersects(pt::Prot::READ | pt::Prot::WRITE) {
+            prot |= pt::Prot::READ;
+        }
         self.pt.map_pages(iova, pa, pgsize, pgcount, prot)
     }
     fn unmap_pages(&self, iova: u64, pgsize: u64, pgcount: u64) -> u64 {

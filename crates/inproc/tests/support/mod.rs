@@ -207,3 +207,56 @@ pub fn readonly(len: usize) -> Mmap {
 pub fn pins(va: u64) -> u32 {
     host::pins::count(va)
 }
+
+/// `IOMMU_TEST_OP_MOCK_DOMAIN(_FLAGS)` on `pt`: (stdev id, hwpt id, idev id).
+pub fn mock_domain(fd: &Fd, pt: u32, flags: u32) -> Result<(u32, u32, u32), Errno> {
+    use uapi::{TestMockDomain, TestMockDomainFlags};
+    let cmd = if flags == 0 {
+        fd.test(pt, &TestMockDomain::new_zeroed())?
+    } else {
+        let p = TestMockDomainFlags {
+            dev_flags: flags,
+            ..FromZeros::new_zeroed()
+        };
+        fd.test(pt, &p)?
+    };
+    let out: TestMockDomain = cmd.payload_as();
+    Ok((out.out_stdev_id, out.out_hwpt_id, out.out_idev_id))
+}
+
+/// `IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE`: the HWPT now attached.
+pub fn replace(fd: &Fd, stdev: u32, pt: u32) -> Result<u32, Errno> {
+    use uapi::TestMockDomainReplace;
+    let cmd = fd.test(stdev, &TestMockDomainReplace { pt_id: pt })?;
+    Ok(cmd.payload_as::<TestMockDomainReplace>().pt_id)
+}
+
+/// `IOMMU_HWPT_ALLOC`: the new HWPT id.
+pub fn hwpt_alloc(
+    fd: &Fd,
+    dev: u32,
+    pt: u32,
+    flags: u32,
+    data_type: u32,
+    data: &[u8],
+) -> Result<u32, Errno> {
+    let mut cmd = uapi::HwptAlloc::new_zeroed();
+    cmd.dev_id = dev;
+    cmd.pt_id = pt;
+    cmd.flags = flags;
+    cmd.data_type = data_type;
+    cmd.data_len = data.len() as u32;
+    cmd.data_uptr = if data.is_empty() {
+        0
+    } else {
+        data.as_ptr() as u64
+    };
+    fd.ioctl(&mut cmd).map(|_| cmd.out_hwpt_id)
+}
+
+/// `IOMMU_TEST_OP_MD_CHECK_MAP`.
+pub fn check_map(fd: &Fd, hwpt: u32, iova: u64, length: u64, uptr: u64) -> Result<(), Errno> {
+    use uapi::TestCheckMap;
+    fd.test(hwpt, &TestCheckMap { iova, length, uptr })
+        .map(|_| ())
+}
