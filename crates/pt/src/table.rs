@@ -32,7 +32,7 @@ pub struct Translation {
 ///
 /// # Memory and concurrency
 ///
-/// Tables live in a safe arena of `AtomicU64` words ([`crate::arena`]); a table's
+/// Tables live in a safe arena of `AtomicU64` words (module `arena`); a table's
 /// "physical address" is its arena index shifted by the table size. `map_pages`,
 /// `unmap_pages`, `read_and_clear_dirty` and `set_dirty_tracking` take `&self`
 /// and are serialised by one writer mutex, which also guards the allocator and the

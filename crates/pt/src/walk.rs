@@ -360,7 +360,7 @@ impl<F: Format> PageTable<F> {
             entry.store(0, Ordering::Release);
             cleared += 1;
         }
-        w.counts[unit as usize] -= (cleared as u32).min(1);
+        w.counts[unit as usize] -= cleared as u32;
         *unmapped += (cleared as u64) << self.geo.granule_lg2;
         cleared == count
     }

@@ -359,7 +359,11 @@ impl<F: Format> Harness<F> {
                 };
                 let len = self.clip(iova, self.granule, len / self.granule) * self.granule;
                 // Skewed output addresses force granule leaves: keep those ranges short.
-                let skew = if len_sel % 3 == 2 { 0 } else { pa_skew as u64 % 3 };
+                let skew = if len_sel % 3 == 2 {
+                    0
+                } else {
+                    pa_skew as u64 % 3
+                };
                 let pa = PA_BASE + (iova - self.base) + skew * self.granule;
                 let max_leaf = self.sizes[max_sel as usize % self.sizes.len()];
                 let prot = if write { RW } else { Prot::READ };
@@ -490,10 +494,26 @@ impl<F: Format> Harness<F> {
 
 fn check_eq<T: PartialEq + std::fmt::Debug>(got: T, want: T, what: &str) -> Result<(), String> {
     if got == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: got {got:?}, reference {want:?}"))
+        return Ok(());
     }
+    let (got, want) = (format!("{got:?}"), format!("{want:?}"));
+    // Long values (leaf lists) are cut around the first difference.
+    let at = got
+        .bytes()
+        .zip(want.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let from = at.saturating_sub(200);
+    let cut = |s: &str| {
+        s.get(from..(at + 300).min(s.len()))
+            .unwrap_or(s)
+            .to_string()
+    };
+    Err(format!(
+        "{what}: got ...{}..., reference ...{}...",
+        cut(&got),
+        cut(&want)
+    ))
 }
 
 fn cases() -> u32 {
@@ -507,6 +527,8 @@ fn run_random<F: Format>(cfg: F::Config, base: Base) {
     let config = Config {
         cases: cases(),
         failure_persistence: None,
+        max_shrink_iters: 256,
+        max_shrink_time: 30_000,
         ..Config::default()
     };
     let mut runner = TestRunner::new(config);
@@ -821,7 +843,7 @@ fn readers_race_writers_without_panic<F: Format>(cfg: F::Config) {
                     pt.iova_to_phys(stable + i * granule),
                     Some(PA_BASE + i * granule)
                 );
-                if let Ok(t) = pt.translate(race + i * granule, n % 2 == 0) {
+                if let Ok(t) = pt.translate(race + i * granule, n.is_multiple_of(2)) {
                     assert_eq!(t.pa, PA_BASE + i * granule);
                 }
                 n += 1;
@@ -829,7 +851,7 @@ fn readers_race_writers_without_panic<F: Format>(cfg: F::Config) {
         };
         s.spawn(reader);
         for round in 0..300 {
-            if round % 2 == 0 || race % big != 0 {
+            if round % 2 == 0 || !race.is_multiple_of(big) {
                 pt.map_pages(race, PA_BASE, granule, 16, RW).unwrap();
                 pt.unmap_pages(race, granule, 16);
             } else {
@@ -1004,20 +1026,33 @@ mod known_values {
         // SS-PTE: R (bit 0) | W (bit 1) | ADDR.
         assert_eq!(f.encode_leaf(0, 0x1234_5000, RW).unwrap(), 0x1234_5003);
         // SS-PDE mapping 2 MiB: R | PS (bit 7).
-        assert_eq!(f.encode_leaf(1, 0x4020_0000, Prot::READ).unwrap(), 0x4020_0081);
+        assert_eq!(
+            f.encode_leaf(1, 0x4020_0000, Prot::READ).unwrap(),
+            0x4020_0081
+        );
         // SS-PDPE mapping 1 GiB with snoop: R | W | PS | SNP (bit 11).
-        assert_eq!(f.encode_leaf(2, 0x1_4000_0000, RW | Prot::CACHE).unwrap(), 0x1_4000_0883);
+        assert_eq!(
+            f.encode_leaf(2, 0x1_4000_0000, RW | Prot::CACHE).unwrap(),
+            0x1_4000_0883
+        );
         // Non-leaf entries: R | W | address of the next table.
         assert_eq!(f.encode_table(3, 0x7000), 0x7003);
         assert_eq!(f.entry_kind(1, 0x7003), pt::EntryKind::Table);
         assert_eq!(f.entry_kind(1, 0x4020_0081), pt::EntryKind::Leaf);
-        assert_eq!(f.entry_kind(0, 0x0000_0000_0000_0300), pt::EntryKind::Empty, "no R/W: not present");
+        assert_eq!(
+            f.entry_kind(0, 0x0000_0000_0000_0300),
+            pt::EntryKind::Empty,
+            "no R/W: not present"
+        );
         assert_eq!(f.leaf_pa(1, 0x4020_0081), 0x4020_0000);
         assert_eq!(f.leaf_prot(0, 0x1234_5803), RW | Prot::CACHE);
         // D is bit 9, A is bit 8.
         assert!(f.is_dirty(0x1234_5203));
         assert_eq!(f.set_accessed(0x1234_5003), 0x1234_5103);
-        assert_eq!(written_leaf::<VtdSs>(VtdSsConfig::FOUR_LEVEL, 1 << 21, 0x4020_0000, Prot::READ), 0x4020_0081);
+        assert_eq!(
+            written_leaf::<VtdSs>(VtdSsConfig::FOUR_LEVEL, 1 << 21, 0x4020_0000, Prot::READ),
+            0x4020_0081
+        );
     }
 
     #[test]
@@ -1027,41 +1062,74 @@ mod known_values {
         assert_eq!(f.encode_leaf(0, 0x1234_5000, RW).unwrap(), 0x1234_5027);
         // PDE mapping 2 MiB, read-only, supervisor, no-execute: P | A | PS | XD.
         assert_eq!(
-            f.encode_leaf(1, 0x4020_0000, Prot::READ | Prot::PRIV | Prot::NOEXEC).unwrap(),
+            f.encode_leaf(1, 0x4020_0000, Prot::READ | Prot::PRIV | Prot::NOEXEC)
+                .unwrap(),
             0x8000_0000_4020_00a1
         );
         // Non-leaf: P | R/W | U/S | A.
         assert_eq!(f.encode_table(2, 0x9000), 0x9027);
         assert_eq!(f.entry_kind(2, 0x9027), pt::EntryKind::Table);
-        assert_eq!(f.entry_kind(0, 0x9027), pt::EntryKind::Leaf, "bit 7 of a PTE is PAT, not PS");
+        assert_eq!(
+            f.entry_kind(0, 0x9027),
+            pt::EntryKind::Leaf,
+            "bit 7 of a PTE is PAT, not PS"
+        );
         assert_eq!(f.entry_kind(3, 0x9026), pt::EntryKind::Empty);
-        assert_eq!(f.leaf_prot(1, 0x8000_0000_4020_00a1), Prot::READ | Prot::PRIV | Prot::NOEXEC);
+        assert_eq!(
+            f.leaf_prot(1, 0x8000_0000_4020_00a1),
+            Prot::READ | Prot::PRIV | Prot::NOEXEC
+        );
         assert!(f.is_dirty(0x1234_5067), "D is bit 6");
-        assert_eq!(written_leaf::<X86_64>(X86_64Config::FIVE_LEVEL, 1 << 30, 0x4000_0000, RW), 0x4000_00a7);
+        assert_eq!(
+            written_leaf::<X86_64>(X86_64Config::FIVE_LEVEL, 1 << 30, 0x4000_0000, RW),
+            0x4000_00a7
+        );
     }
 
     #[test]
     fn amdv1_entries_match_spec_section_2_2_3() {
         let f = AmdV1::new(AmdV1Config::FOUR_LEVEL).unwrap();
         // PTE: PR | IR (61) | IW (62), NextLevel 0.
-        assert_eq!(f.encode_leaf(0, 0x1234_5000, RW).unwrap(), 0x6000_0000_1234_5001);
+        assert_eq!(
+            f.encode_leaf(0, 0x1234_5000, RW).unwrap(),
+            0x6000_0000_1234_5001
+        );
         // 2 MiB default-size page (AMD level 2, NextLevel 0), read-only, FC (60).
-        assert_eq!(f.encode_leaf(1, 0x4020_0000, Prot::READ | Prot::CACHE).unwrap(), 0x3000_0000_4020_0001);
+        assert_eq!(
+            f.encode_leaf(1, 0x4020_0000, Prot::READ | Prot::CACHE)
+                .unwrap(),
+            0x3000_0000_4020_0001
+        );
         // PDE at AMD level 2 points to a level-1 table: NextLevel = 1.
         assert_eq!(f.encode_table(1, 0x5000), 0x6000_0000_0000_5201);
         // PDE at AMD level 3: NextLevel = 2.
         assert_eq!(f.encode_table(2, 0x5000), 0x6000_0000_0000_5401);
         assert_eq!(f.entry_kind(1, 0x6000_0000_0000_5201), pt::EntryKind::Table);
         assert_eq!(f.entry_kind(1, 0x3000_0000_4020_0001), pt::EntryKind::Leaf);
-        assert_eq!(f.entry_kind(1, 0x6000_0000_4020_0e01), pt::EntryKind::Leaf, "NextLevel 7: encoded size");
-        assert_eq!(f.entry_kind(1, 0x6000_0000_0000_5200), pt::EntryKind::Empty, "PR clear");
+        assert_eq!(
+            f.entry_kind(1, 0x6000_0000_4020_0e01),
+            pt::EntryKind::Leaf,
+            "NextLevel 7: encoded size"
+        );
+        assert_eq!(
+            f.entry_kind(1, 0x6000_0000_0000_5200),
+            pt::EntryKind::Empty,
+            "PR clear"
+        );
         assert_eq!(f.table_pa(0x6000_0000_0000_5201), 0x5000);
         assert!(f.is_dirty(0x6000_0000_1234_5041), "D is bit 6");
-        assert_eq!(f.set_accessed(0x6000_0000_1234_5001), 0x6000_0000_1234_5021, "A is bit 5");
+        assert_eq!(
+            f.set_accessed(0x6000_0000_1234_5001),
+            0x6000_0000_1234_5021,
+            "A is bit 5"
+        );
         // Table 15: the 6-level top table covers bits 63:57 with 128 entries.
         let six = AmdV1::new(AmdV1Config::SIX_LEVEL).unwrap().geometry();
         assert_eq!((six.levels, six.top_items_lg2), (6, 7));
-        assert_eq!(written_leaf::<AmdV1>(AmdV1Config::THREE_LEVEL, 1 << 30, 0x4000_0000, RW), 0x6000_0000_4000_0001);
+        assert_eq!(
+            written_leaf::<AmdV1>(AmdV1Config::THREE_LEVEL, 1 << 30, 0x4000_0000, RW),
+            0x6000_0000_4000_0001
+        );
     }
 
     #[test]
@@ -1069,7 +1137,10 @@ mod known_values {
         let f = Mock::new(MockConfig::SELFTEST_HUGE).unwrap();
         // ADDR (51:12) holds address >> 11.
         assert_eq!(f.encode_leaf(0, 0x800, RW).unwrap(), 0x6000_0000_0000_1001);
-        assert_eq!(f.encode_leaf(1, 0x10_0000, Prot::READ).unwrap(), 0x2000_0000_0020_0001);
+        assert_eq!(
+            f.encode_leaf(1, 0x10_0000, Prot::READ).unwrap(),
+            0x2000_0000_0020_0001
+        );
         assert_eq!(f.encode_table(1, 0x3000), 0x6000_0000_0000_6201);
         assert_eq!(f.table_pa(0x6000_0000_0000_6201), 0x3000);
         assert_eq!(f.leaf_pa(0, 0x6000_0000_0000_1001), 0x800);
@@ -1080,27 +1151,49 @@ mod known_values {
         let no_huge = PageTable::<Mock>::new(MockConfig::SELFTEST).unwrap();
         assert_eq!(no_huge.pgsize_bitmap(), 2048);
         assert_eq!(no_huge.max_iova(), 0x7fff_ffff);
-        assert_eq!(written_leaf::<Mock>(MockConfig::SELFTEST, 2048, 0x1800, RW), 0x6000_0000_0000_3001);
+        assert_eq!(
+            written_leaf::<Mock>(MockConfig::SELFTEST, 2048, 0x1800, RW),
+            0x6000_0000_0000_3001
+        );
     }
 
     #[test]
     fn armv8_stage1_entries_match_arm_arm_d8() {
         let f = ArmV8::new(ArmV8Config::S1_4K).unwrap();
         // Page: type 0b11 | AttrIndx 1 | AP[1] | AP[2]+DBM (writable-clean) | SH=IS | AF | nG.
-        assert_eq!(f.encode_leaf(0, 0x4000_0000, RW | Prot::CACHE).unwrap(), 0x0008_0000_4000_0fc7);
+        assert_eq!(
+            f.encode_leaf(0, 0x4000_0000, RW | Prot::CACHE).unwrap(),
+            0x0008_0000_4000_0fc7
+        );
         // Block: type 0b01 | AP[1] | AP[2] | SH=OS | AF | nG, AttrIndx 0.
-        assert_eq!(f.encode_leaf(1, 0x4020_0000, Prot::READ).unwrap(), 0x4020_0ec1);
+        assert_eq!(
+            f.encode_leaf(1, 0x4020_0000, Prot::READ).unwrap(),
+            0x4020_0ec1
+        );
         // Device memory, privileged, execute-never: AttrIndx 2, AP[1] clear, UXN|PXN.
         assert_eq!(
-            f.encode_leaf(0, 0x1000, RW | Prot::MMIO | Prot::PRIV | Prot::NOEXEC).unwrap(),
+            f.encode_leaf(0, 0x1000, RW | Prot::MMIO | Prot::PRIV | Prot::NOEXEC)
+                .unwrap(),
             0x0068_0000_0000_1e8b
         );
         assert_eq!(f.encode_table(2, 0x4_3000), 0x4_3003);
         assert_eq!(f.entry_kind(2, 0x4_3003), pt::EntryKind::Table);
-        assert_eq!(f.entry_kind(0, 0x4_3003), pt::EntryKind::Leaf, "0b11 at lookup level 3 is a page");
-        assert_eq!(f.entry_kind(0, 0x4_3001), pt::EntryKind::Empty, "0b01 at lookup level 3 is reserved");
+        assert_eq!(
+            f.entry_kind(0, 0x4_3003),
+            pt::EntryKind::Leaf,
+            "0b11 at lookup level 3 is a page"
+        );
+        assert_eq!(
+            f.entry_kind(0, 0x4_3001),
+            pt::EntryKind::Empty,
+            "0b01 at lookup level 3 is reserved"
+        );
         assert!(!f.is_dirty(0x0008_0000_4000_0fc7));
-        assert_eq!(f.make_dirty(0x0008_0000_4000_0fc7), 0x0008_0000_4000_0f47, "a write clears AP[2]");
+        assert_eq!(
+            f.make_dirty(0x0008_0000_4000_0fc7),
+            0x0008_0000_4000_0f47,
+            "a write clears AP[2]"
+        );
         assert_eq!(f.leaf_prot(0, 0x4020_0ec1), Prot::READ);
         let s1_16k = ArmV8::new(ArmV8Config::S1_16K).unwrap().geometry();
         assert_eq!((s1_16k.levels, s1_16k.top_items_lg2), (4, 1));
@@ -1110,31 +1203,76 @@ mod known_values {
     fn armv8_stage2_entries_match_arm_arm_d8() {
         let f = ArmV8::new(ArmV8Config::S2_4K_40).unwrap();
         // Page: type | MemAttr 0b1111 | S2AP read, write via DBM (writable-clean) | SH=IS | AF.
-        assert_eq!(f.encode_leaf(0, 0x4000_0000, RW | Prot::CACHE).unwrap(), 0x0008_0000_4000_077f);
-        assert_eq!(f.make_dirty(0x0008_0000_4000_077f), 0x0008_0000_4000_07ff, "a write sets S2AP[1]");
+        assert_eq!(
+            f.encode_leaf(0, 0x4000_0000, RW | Prot::CACHE).unwrap(),
+            0x0008_0000_4000_077f
+        );
+        assert_eq!(
+            f.make_dirty(0x0008_0000_4000_077f),
+            0x0008_0000_4000_07ff,
+            "a write sets S2AP[1]"
+        );
         // 40-bit stage 2 with 4K granule: two level-1 tables concatenated (D8.2).
         let geo = f.geometry();
         assert_eq!((geo.levels, geo.top_items_lg2), (3, 10));
         let g64 = ArmV8::new(ArmV8Config::S2_64K).unwrap();
         // 512 MiB block, device memory, S2AP read+write, SH=OS, AF.
-        assert_eq!(g64.encode_leaf(1, 0x2000_0000, RW | Prot::MMIO).unwrap(), 0x2000_06c5);
+        assert_eq!(
+            g64.encode_leaf(1, 0x2000_0000, RW | Prot::MMIO).unwrap(),
+            0x2000_06c5
+        );
         assert_eq!(g64.leaf_prot(1, 0x2000_06c5), RW | Prot::MMIO);
         assert!(!g64.supports_dirty());
         let geo64 = g64.geometry();
         assert_eq!((geo64.levels, geo64.top_items_lg2), (3, 6));
         assert_eq!(
-            PageTable::<ArmV8>::new(ArmV8Config::S2_64K).unwrap().pgsize_bitmap(),
+            PageTable::<ArmV8>::new(ArmV8Config::S2_64K)
+                .unwrap()
+                .pgsize_bitmap(),
             (1 << 16) | (1 << 29)
         );
-        assert_eq!(written_leaf::<ArmV8>(ArmV8Config::S2_64K, 1 << 29, 0x2000_0000, RW | Prot::MMIO), 0x2000_06c5);
+        assert_eq!(
+            written_leaf::<ArmV8>(ArmV8Config::S2_64K, 1 << 29, 0x2000_0000, RW | Prot::MMIO),
+            0x2000_06c5
+        );
     }
 
     #[test]
     fn invalid_configurations_return_einval() {
-        assert!(matches!(PageTable::<VtdSs>::new(VtdSsConfig { va_lg2: 58, ..VtdSsConfig::FOUR_LEVEL }), Err(Errno::INVAL)));
-        assert!(matches!(PageTable::<AmdV1>::new(AmdV1Config { levels: 7, ..AmdV1Config::FOUR_LEVEL }), Err(Errno::INVAL)));
-        assert!(matches!(PageTable::<ArmV8>::new(ArmV8Config { oa_lg2: 52, ..ArmV8Config::S1_4K }), Err(Errno::INVAL)));
-        assert!(matches!(PageTable::<Mock>::new(MockConfig { va_lg2: 57, ..MockConfig::WIDE }), Err(Errno::INVAL)));
-        assert!(matches!(PageTable::<X86_64>::new(X86_64Config { va_lg2: 30, ..X86_64Config::FOUR_LEVEL }), Err(Errno::INVAL)));
+        assert!(matches!(
+            PageTable::<VtdSs>::new(VtdSsConfig {
+                va_lg2: 58,
+                ..VtdSsConfig::FOUR_LEVEL
+            }),
+            Err(Errno::INVAL)
+        ));
+        assert!(matches!(
+            PageTable::<AmdV1>::new(AmdV1Config {
+                levels: 7,
+                ..AmdV1Config::FOUR_LEVEL
+            }),
+            Err(Errno::INVAL)
+        ));
+        assert!(matches!(
+            PageTable::<ArmV8>::new(ArmV8Config {
+                oa_lg2: 52,
+                ..ArmV8Config::S1_4K
+            }),
+            Err(Errno::INVAL)
+        ));
+        assert!(matches!(
+            PageTable::<Mock>::new(MockConfig {
+                va_lg2: 57,
+                ..MockConfig::WIDE
+            }),
+            Err(Errno::INVAL)
+        ));
+        assert!(matches!(
+            PageTable::<X86_64>::new(X86_64Config {
+                va_lg2: 30,
+                ..X86_64Config::FOUR_LEVEL
+            }),
+            Err(Errno::INVAL)
+        ));
     }
 }

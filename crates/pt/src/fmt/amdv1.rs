@@ -4,8 +4,8 @@
 //! Spec: AMD I/O Virtualization Technology (IOMMU) Specification (pub. 48882),
 //! §2.2.3 "I/O Page Tables for Host Translations": the figures "I/O Page Table
 //! Entry (PTE)" and "I/O Page Directory Entry (PDE)", Table 14 "Example Page Size
-//! Encodings" and Table 15 "Page Table Level Parameters"; the A and D bits belong to
-//! the host access/dirty feature (HAD, §2.2.3.x "Host Access and Dirty bits").
+//! Encodings" and Table 15 "Page Table Level Parameters"; the A and D bits are the
+//! ones hardware updates when host access/dirty tracking (HAD) is enabled.
 //! Kernel: `drivers/iommu/generic_pt/fmt/amdv1.h`, `drivers/iommu/amd/amd_iommu_types.h`.
 //!
 //! Level numbering: generic_pt level `n` is AMD level `n + 1` (mode 1 = one level).

@@ -16,8 +16,8 @@
 //! |---|---|---|
 //! | 1:0 | 0b11 table (levels 0-2) or page (level 3); 0b01 block | same |
 //! | 4:2 / 5:2 | AttrIndx (MAIR index) | MemAttr |
-//! | 6 | AP[1]: unprivileged access | S2AP[0]: read |
-//! | 7 | AP[2]: read-only | S2AP[1]: write |
+//! | 6 | AP\[1\]: unprivileged access | S2AP\[0\]: read |
+//! | 7 | AP\[2\]: read-only | S2AP\[1\]: write |
 //! | 9:8 | SH | SH |
 //! | 10 | AF | AF |
 //! | 11 | nG | — |
@@ -25,15 +25,15 @@
 //! | 51 | DBM | DBM |
 //! | 54:53 | UXN, PXN | XN |
 //!
-//! Attribute choices follow `arm_lpae_prot_to_pte`: stage 1 sets nG, AP[2] for
-//! read-only, AP[1] unless `Prot::PRIV`, AttrIndx 2 (device) for `MMIO`, 1
+//! Attribute choices follow `arm_lpae_prot_to_pte`: stage 1 sets nG, AP\[2\] for
+//! read-only, AP\[1\] unless `Prot::PRIV`, AttrIndx 2 (device) for `MMIO`, 1
 //! (write-back) for `CACHE`, else 0 (non-cacheable), SH inner-shareable for `CACHE`
 //! else outer; stage 2 sets S2AP from read/write and MemAttr 0b0001 / 0b1111 /
 //! 0b0101. Both set AF at map time and XN for `NOEXEC`.
 //!
 //! Dirty state (D8.6, "dirty state" with DBM): with hardware dirty management
 //! (`hw_dirty`), writable leaves carry DBM; the write permission bit then *is*
-//! the dirty flag — AP[2] clear (stage 1) or S2AP[1] set (stage 2) means dirty.
+//! the dirty flag — AP\[2\] clear (stage 1) or S2AP\[1\] set (stage 2) means dirty.
 //! Unlike Linux, which maps writable-dirty and relies on iommufd's clear-on-enable
 //! pass, we map writable-clean so a fresh mapping reads back clean on every format.
 //!
@@ -61,13 +61,13 @@ pub const TYPE_BLOCK: u64 = 0b01;
 pub const ATTR_INDX_SHIFT: u32 = 2;
 /// Stage 2 MemAttr field, bits 5:2.
 pub const MEMATTR: u64 = genmask(5, 2);
-/// Stage 1 AP[1]: unprivileged access.
+/// Stage 1 AP\[1\]: unprivileged access.
 pub const AP_UNPRIV: u64 = bit(6);
-/// Stage 1 AP[2]: read-only.
+/// Stage 1 AP\[2\]: read-only.
 pub const AP_RDONLY: u64 = bit(7);
-/// Stage 2 S2AP[0]: read.
+/// Stage 2 S2AP\[0\]: read.
 pub const S2AP_READ: u64 = bit(6);
-/// Stage 2 S2AP[1]: write.
+/// Stage 2 S2AP\[1\]: write.
 pub const S2AP_WRITE: u64 = bit(7);
 /// Outer shareable.
 pub const SH_OS: u64 = 2 << 8;
@@ -81,7 +81,7 @@ pub const NG: u64 = bit(11);
 pub const ADDR: u64 = genmask(47, 12);
 /// Dirty bit modifier.
 pub const DBM: u64 = bit(51);
-/// Execute never (stage 1 UXN|PXN, stage 2 XN[1:0]).
+/// Execute never (stage 1 UXN|PXN, stage 2 XN\[1:0\]).
 pub const XN: u64 = genmask(54, 53);
 
 /// MAIR index of non-cacheable memory (io-pgtable-arm `ARM_LPAE_MAIR_ATTR_IDX_NC`).

@@ -1,7 +1,7 @@
 //! Intel VT-d second-stage page tables, 3, 4 or 5 levels.
 //!
 //! Spec: Intel Virtualization Technology for Directed I/O Architecture
-//! Specification, §3.7 "Second-Stage Translation" (levels, page sizes, §3.7.x
+//! Specification, §3.7 "Second-Stage Translation" (levels, page sizes, the
 //! accessed/dirty flags) and §9.8 "Second-Stage Paging Entries" (the formats of
 //! SS-PML5E, SS-PML4E, SS-PDPE, SS-PDE and SS-PTE).
 //! Kernel: `drivers/iommu/generic_pt/fmt/vtdss.h`, `drivers/iommu/intel/iommu.h`.
@@ -21,8 +21,8 @@
 //! | 11 | SNP | snoop: force a coherent access |
 //! | 51:12 | ADDR | next table or page frame |
 //!
-//! There is no present bit: an entry with neither R nor W is not present (§9.8,
-//! "an entry is present if R or W is set"). Table entries set R and W so that the
+//! There is no present bit: an entry with neither R nor W is not present (as
+//! generic_pt's `vtdss_pt_iommu_set_prot` notes). Table entries set R and W so that the
 //! leaf alone decides permissions, as Linux does. `Prot::CACHE` maps to SNP (the
 //! driver sets SNP when it enforces coherency); execute permission (bit 2) is not
 //! used by DMA remapping of requests without PASID and is never set.
