@@ -19,6 +19,7 @@ use uapi::Errno;
 use crate::fault::{IopfFault, IopfHandler};
 use crate::ops::{Cap, IommuOps};
 use crate::resv::{ResvRegion, ResvType};
+use crate::topology::Bus;
 use crate::{Domain, DomainType};
 
 /// The PASID of DMA without a PASID (`IOMMU_NO_PASID`).
@@ -41,8 +42,15 @@ pub struct DeviceDesc {
     pub pasid_exec: bool,
     /// See `pasid_exec`.
     pub pasid_priv: bool,
-    /// A PCI device (GET_HW_INFO reports PASID control bits for these).
-    pub is_pci: bool,
+    /// Where the device sits: its bus, address and the bridges above it.
+    pub bus: Bus,
+}
+
+impl DeviceDesc {
+    /// A PCI function (GET_HW_INFO reports PASID control bits for these).
+    pub fn is_pci(&self) -> bool {
+        matches!(self.bus, Bus::Pci(_))
+    }
 }
 
 /// Identifies who owns a group for DMA (`group->owner`): an iommufd context.

@@ -21,11 +21,13 @@ pub mod ops;
 pub mod platform;
 mod prot;
 pub mod resv;
+pub mod topology;
 pub mod user;
 
 pub use device::{AttachHandle, Device, DeviceDesc, Group, OwnerId, NO_PASID};
 pub use domain::{
-    DirtyOps, DirtyRecorder, Domain, DomainCore, DomainType, Geometry, DIRTY_NO_CLEAR,
+    DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType, Geometry,
+    DIRTY_NO_CLEAR,
 };
 pub use ops::{Cap, DriverId, GroupKey, HwInfo, IommuOps, ProbeInfo};
 pub use platform::{paging_domain_alloc, DefaultPolicy, Platform};

@@ -37,13 +37,15 @@ pub enum Cap {
 }
 
 /// How devices are put into groups (`device_group`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GroupKey {
     /// A new group of its own (`generic_device_group`).
     Singleton,
-    /// The group of every device with the same key on this instance: PCI devices
-    /// behind a bridge without ACS, DMA aliases, platform devices sharing a stream ID.
-    Shared(u64),
+    /// The group of any device probed earlier on this instance with one of these
+    /// keys, else a new group known by all of them: PCI devices behind a bridge
+    /// without ACS, DMA aliases, platform devices sharing a stream ID
+    /// (see [`crate::topology`]).
+    Shared(Vec<u64>),
 }
 
 /// What the driver says when it takes a device (`probe_device`).
@@ -63,6 +65,10 @@ pub mod alloc_flags {
     pub const DIRTY_TRACKING: u32 = 1 << 1;
     /// (iommufd only) a fault queue is attached.
     pub const FAULT_ID_VALID: u32 = 1 << 2;
+    /// The domain will be attached at the requester ID of a device that also uses
+    /// PASIDs, so it must coexist with PASID attachments (upstream's
+    /// `IOMMU_HWPT_ALLOC_PASID`; the core asks for it for default domains).
+    pub const PASID: u32 = 1 << 3;
 }
 
 /// Hardware information for `IOMMU_GET_HW_INFO`.
@@ -88,10 +94,10 @@ pub trait IommuOps: Send + Sync + Any {
     /// `ENODEV` if the device is not behind this instance.
     fn probe_device(&self, desc: &DeviceDesc) -> Result<ProbeInfo, Errno>;
 
-    /// Which group the device joins (`device_group`).
+    /// Which group the device joins (`device_group`); by default the core's
+    /// topology rules ([`crate::topology::device_group`]).
     fn device_group(&self, desc: &DeviceDesc) -> GroupKey {
-        let _ = desc;
-        GroupKey::Singleton
+        crate::topology::device_group(&desc.bus)
     }
 
     /// Whether the device has `cap` behind this instance (`capable`).
@@ -132,6 +138,27 @@ pub trait IommuOps: Send + Sync + Any {
     /// # Errors
     /// `ENOMEM`, driver specific; `EOPNOTSUPP` if only legacy allocation exists.
     fn domain_alloc_paging(&self, dev: &Device) -> Result<Arc<dyn Domain>, Errno>;
+
+    /// Allocates a paging domain with [`alloc_flags`] (`domain_alloc_paging_flags`);
+    /// the core passes [`alloc_flags::PASID`] for groups with PASID-capable devices.
+    /// A driver whose paging domains all support PASID needs nothing more than
+    /// [`IommuOps::domain_alloc_paging`].
+    ///
+    /// # Errors
+    /// `EOPNOTSUPP` for flags the driver does not support; as `domain_alloc_paging`.
+    fn domain_alloc_paging_flags(
+        &self,
+        dev: &Device,
+        flags: u32,
+    ) -> Result<Arc<dyn Domain>, Errno> {
+        let domain = self.domain_alloc_paging(dev)?;
+        if flags & !alloc_flags::PASID != 0
+            || flags & alloc_flags::PASID != 0 && !domain.supports_pasid()
+        {
+            return Err(Errno::OPNOTSUPP);
+        }
+        Ok(domain)
+    }
 
     /// Legacy allocation by type without a device (`domain_alloc`).
     ///

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use uapi::Errno;
 
 use crate::device::{Device, DeviceDesc, Group};
-use crate::ops::{GroupKey, IommuOps};
+use crate::ops::{alloc_flags, GroupKey, IommuOps};
 use crate::resv::ResvType;
 use crate::{Domain, DomainType};
 
@@ -116,22 +116,33 @@ impl Platform {
     }
 
     fn group_for(&self, inner: &mut Inner, ops: &Arc<dyn IommuOps>, key: GroupKey) -> Arc<Group> {
-        let new_group = |inner: &mut Inner| {
+        let keys = match key {
+            GroupKey::Singleton => Vec::new(),
+            GroupKey::Shared(keys) => keys,
+        };
+        let instance = instance_key(ops);
+        let existing = keys.iter().find_map(|&k| {
+            inner
+                .shared_groups
+                .get(&(instance, k))
+                .and_then(Weak::upgrade)
+        });
+        let group = existing.unwrap_or_else(|| {
             inner.next_group_id += 1;
             Arc::new(Group::new(inner.next_group_id - 1))
-        };
-        match key {
-            GroupKey::Singleton => new_group(inner),
-            GroupKey::Shared(k) => {
-                let slot = (instance_key(ops), k);
-                if let Some(g) = inner.shared_groups.get(&slot).and_then(Weak::upgrade) {
-                    return g;
-                }
-                let g = new_group(inner);
-                inner.shared_groups.insert(slot, Arc::downgrade(&g));
-                g
-            }
+        });
+        for k in keys {
+            inner
+                .shared_groups
+                .entry((instance, k))
+                .and_modify(|w| {
+                    if w.strong_count() == 0 {
+                        *w = Arc::downgrade(&group);
+                    }
+                })
+                .or_insert_with(|| Arc::downgrade(&group));
         }
+        group
     }
 
     /// Chooses and allocates a group's default domain (`iommu_get_default_domain_type`
@@ -169,11 +180,12 @@ impl Platform {
             DefaultPolicy::Passthrough => DomainType::Identity,
         });
         let dev = &devices[0];
-        alloc_domain(ops, dev, ty).or_else(|err| {
+        let pasid = devices.iter().any(|d| d.max_pasids() > 0);
+        alloc_domain(ops, dev, ty, pasid).or_else(|err| {
             if ty == DomainType::Dma {
                 Err(err)
             } else {
-                alloc_domain(ops, dev, DomainType::Dma)
+                alloc_domain(ops, dev, DomainType::Dma, pasid)
             }
         })
     }
@@ -190,11 +202,13 @@ impl Platform {
     }
 }
 
-/// `__iommu_domain_alloc`: a domain of `ty` for `dev` from its instance.
+/// `__iommu_domain_alloc`: a domain of `ty` for `dev` from its instance; a
+/// PASID-compatible one if `pasid` (the group has PASID-capable devices).
 fn alloc_domain(
     ops: &Arc<dyn IommuOps>,
     dev: &Device,
     ty: DomainType,
+    pasid: bool,
 ) -> Result<Arc<dyn Domain>, Errno> {
     match ty {
         DomainType::Identity => match ops.identity_domain() {
@@ -205,6 +219,7 @@ fn alloc_domain(
             Some(d) => Ok(d),
             None => ops.domain_alloc(ty),
         },
+        _ if pasid => ops.domain_alloc_paging_flags(dev, alloc_flags::PASID),
         _ => ops
             .domain_alloc_paging(dev)
             .or_else(|_| ops.domain_alloc(ty)),

@@ -433,7 +433,7 @@ pub(crate) fn get_hw_info(ucmd: &Ucmd<'_>, cmd: &mut HwInfo) -> Result<(), Errno
     cmd.out_max_pasid_log2 = 0;
     if dev.max_pasids() != 0 {
         cmd.out_max_pasid_log2 = (31 - dev.max_pasids().leading_zeros()) as u8;
-        if dev.desc().is_pci {
+        if dev.desc().is_pci() {
             if dev.desc().pasid_exec {
                 cmd.out_capabilities |= IOMMU_HW_CAP_PCI_PASID_EXEC;
             }

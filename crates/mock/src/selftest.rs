@@ -386,6 +386,13 @@ impl Domain for MockDomain {
         }
         self.pt.map_pages(iova, pa, pgsize, pgcount, prot)
     }
+    fn dma_translate(&self, iova: u64, write: bool) -> Result<iommu::DmaTranslation, Errno> {
+        let t = self.pt.translate(iova, write)?;
+        Ok(iommu::DmaTranslation {
+            pa: t.pa,
+            len: t.leaf_size - (t.pa & (t.leaf_size - 1)),
+        })
+    }
     fn unmap_pages(&self, iova: u64, pgsize: u64, pgcount: u64) -> u64 {
         // The mock reports the bytes requested even where nothing was mapped.
         self.pt.unmap_pages(iova, pgsize, pgcount);
