@@ -20,7 +20,7 @@ use crate::fault::{IopfFault, IopfHandler};
 use crate::ops::{Cap, IommuOps};
 use crate::resv::{ResvRegion, ResvType};
 use crate::topology::Bus;
-use crate::{Domain, DomainType};
+use crate::{DmaTranslation, Domain, DomainType};
 
 /// The PASID of DMA without a PASID (`IOMMU_NO_PASID`).
 pub const NO_PASID: u32 = 0;
@@ -190,6 +190,21 @@ impl Device {
     /// The device's reserved regions (`iommu_get_resv_regions`).
     pub fn resv_regions(&self) -> Vec<ResvRegion> {
         self.ops.get_resv_regions(self)
+    }
+
+    /// Translates one DMA of this device (no PASID) through the domain its group is
+    /// attached to now, as the IOMMU would; the DMA API attaches a deferred default
+    /// domain first.
+    ///
+    /// # Errors
+    /// `ENOENT` for a DMA fault (nothing mapped, or no domain); `EPERM` if the
+    /// mapping forbids the direction; attach errors of a deferred attach.
+    pub fn dma_translate(&self, iova: u64, write: bool) -> Result<DmaTranslation, Errno> {
+        if self.attach_deferred.load(Ordering::Acquire) {
+            self.deferred_attach()?;
+        }
+        let domain = self.group.lock().domain.clone().ok_or(Errno::NOENT)?;
+        domain.dma_translate(iova, write)
     }
 
     /// Attaches the default domain if it was deferred (`iommu_deferred_attach`),

@@ -532,3 +532,87 @@ pub(crate) fn device_detach(ictx: &Ctx, idev_obj: &Arc<Object>) {
     }
     idev_obj.users_dec();
 }
+
+/// A device bound to a context by its driver: the API the kernel exports to VFIO
+/// (`iommufd_device_bind`, `_attach`, `_replace`, `_detach`, `_unbind`), for device
+/// models and VMMs that embed iommufd. Dropping it detaches and unbinds.
+pub struct BoundDevice {
+    file: Arc<IommufdFile>,
+    idev: Arc<Object>,
+    attached: Mutex<bool>,
+}
+
+impl std::fmt::Debug for BoundDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundDevice")
+            .field("id", &self.idev.id())
+            .field("device", idev_of(&self.idev).device())
+            .finish()
+    }
+}
+
+impl BoundDevice {
+    /// Binds `dev` to the context of `file` (`iommufd_device_bind`): claims its
+    /// group's DMA ownership and creates the device object.
+    ///
+    /// # Errors
+    /// `EINVAL` without cache coherency; `EPERM` if another owner or a kernel
+    /// driver holds the group; `EBUSY` if the group is on a non-default domain.
+    pub fn bind(file: &Arc<IommufdFile>, dev: &Arc<Device>) -> Result<BoundDevice, Errno> {
+        let idev = device_bind(file, dev, false)?;
+        Ok(BoundDevice {
+            file: file.clone(),
+            idev,
+            attached: Mutex::new(false),
+        })
+    }
+
+    /// The device object's ID, as `IOMMU_HWPT_ALLOC`, `IOMMU_GET_HW_INFO` and
+    /// fault records name it.
+    pub fn id(&self) -> u32 {
+        self.idev.id()
+    }
+
+    /// The IOMMU core's device.
+    pub fn device(&self) -> &Arc<Device> {
+        idev_of(&self.idev).device()
+    }
+
+    fn state(&self) -> MutexGuard<'_, bool> {
+        self.attached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Attaches to the IOAS or HWPT `pt_id` (`iommufd_device_attach`), or replaces
+    /// the current attachment as VFIO does when already attached; returns the ID
+    /// of the HWPT used (an automatic one for an IOAS).
+    ///
+    /// # Errors
+    /// As `IOMMU_TEST_OP_MOCK_DOMAIN`'s attach: `ENOENT`, `EINVAL`, `EADDRINUSE`,
+    /// `EFAULT`, `ENOMEM`, the driver's errno. On error nothing changes.
+    pub fn attach(&self, pt_id: u32) -> Result<u32, Errno> {
+        let mut attached = self.state();
+        let mut id = pt_id;
+        if *attached {
+            device_replace(self.file.ctx(), &self.idev, &mut id)?;
+        } else {
+            device_attach(self.file.ctx(), &self.idev, &mut id)?;
+            *attached = true;
+        }
+        Ok(id)
+    }
+
+    /// Detaches (`iommufd_device_detach`); nothing happens if not attached.
+    pub fn detach(&self) {
+        let mut attached = self.state();
+        if std::mem::take(&mut *attached) {
+            device_detach(self.file.ctx(), &self.idev);
+        }
+    }
+}
+
+impl Drop for BoundDevice {
+    fn drop(&mut self) {
+        self.detach();
+        device_unbind(self.file.ctx(), &self.idev);
+    }
+}

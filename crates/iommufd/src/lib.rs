@@ -35,6 +35,7 @@ mod vfio_compat;
 
 pub use access::{AccessHandle, AccessOps};
 pub use ctx::{Ctx, Env, IommufdFile};
+pub use device::BoundDevice;
 pub use ioas::Ioas;
 pub use object::{ObjType, Object};
 #[cfg(feature = "selftest")]

@@ -419,6 +419,11 @@ impl DirtyOps for MockDomain {
             return Err(Errno::INVAL);
         }
         self.tracking.store(enable, Ordering::Release);
+        // Emulated DMA (`dma_translate`) marks written IO pages dirty only while
+        // tracking is on, as the hardware the mock stands for would.
+        if self.dirty_ops {
+            self.pt.set_dirty_tracking(enable)?;
+        }
         Ok(())
     }
 

@@ -119,12 +119,6 @@ impl Pages {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Number of pinned indices (`npinned`).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn npinned(&self) -> u64 {
-        self.lock().pfns.npages()
-    }
-
     // ---- pinning ----------------------------------------------------------
 
     /// Pins every index of `[start, last]` not yet pinned for another user.
