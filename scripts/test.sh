@@ -10,6 +10,13 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "layering: iommufd reaches drivers and page tables only through the iommu traits"
+if cargo tree -p iommufd -e normal --prefix none | awk '{print $1}' | grep -qxE 'mock|pt|drivers|host|inproc'; then
+    echo "iommufd depends on a driver, page-table or host crate:" >&2
+    cargo tree -p iommufd -e normal >&2
+    exit 1
+fi
+
 step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
