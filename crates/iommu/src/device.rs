@@ -101,6 +101,7 @@ pub struct Device {
     max_pasids: u32,
     attach_deferred: AtomicBool,
     require_direct: bool,
+    isolated_msi: bool,
     iopf: Mutex<Option<Arc<IopfPartial>>>,
     iopf_users: AtomicU32,
 }
@@ -132,6 +133,7 @@ impl Device {
         max_pasids: u32,
         attach_deferred: bool,
         require_direct: bool,
+        isolated_msi: bool,
     ) -> Device {
         Device {
             id,
@@ -141,6 +143,7 @@ impl Device {
             max_pasids,
             attach_deferred: AtomicBool::new(attach_deferred),
             require_direct,
+            isolated_msi,
             iopf: Mutex::new(None),
             iopf_users: AtomicU32::new(0),
         }
@@ -185,6 +188,11 @@ impl Device {
     /// `device_iommu_capable`.
     pub fn capable(&self, cap: Cap) -> bool {
         self.ops.capable(self, cap)
+    }
+
+    /// Whether the device's MSIs are isolated (see [`crate::ProbeInfo::isolated_msi`]).
+    pub fn has_isolated_msi(&self) -> bool {
+        self.isolated_msi
     }
 
     /// The device's reserved regions (`iommu_get_resv_regions`).
@@ -659,6 +667,12 @@ impl Group {
             }
             None => false,
         }
+    }
+
+    /// Whether every device of the group has isolated MSIs
+    /// (`iommu_group_has_isolated_msi`).
+    pub fn has_isolated_msi(&self) -> bool {
+        self.lock().devices.iter().all(|d| d.isolated_msi)
     }
 
     /// The union of the reserved regions of the group's devices.

@@ -85,6 +85,7 @@ impl Platform {
             max_pasids,
             false,
             false,
+            info.isolated_msi,
         );
         let require_direct = ops
             .get_resv_regions(&probe_dev)
@@ -98,6 +99,7 @@ impl Platform {
             max_pasids,
             info.attach_deferred,
             require_direct,
+            info.isolated_msi,
         ));
         let mut g = group.add_device(dev.clone());
         let res = if g.default_domain.is_none() {

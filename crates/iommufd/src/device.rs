@@ -11,7 +11,7 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/device.c` (v6.12).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::{AttachHandle, Cap, Device, ResvType};
@@ -120,13 +120,18 @@ fn get_igroup(ictx: &Ctx, dev: &Device) -> Arc<Igroup> {
 pub(crate) fn device_bind(
     file: &Arc<IommufdFile>,
     dev: &Arc<Device>,
-    is_mock: bool,
 ) -> Result<Arc<Object>, Errno> {
     let ictx = file.ctx();
     if !dev.capable(Cap::CacheCoherency) {
         return Err(Errno::INVAL);
     }
+    let is_mock = is_selftest_device(ictx, dev);
     let igroup = get_igroup(ictx, dev);
+    // A DMA write must not be able to raise another context's interrupts; VFIO's
+    // historical escape hatch is the `allow_unsafe_interrupts` parameter.
+    if !is_mock && !igroup.group.has_isolated_msi() && !allow_unsafe_interrupts() {
+        return Err(Errno::PERM);
+    }
     dev.claim_dma_owner(ictx.owner())?;
     let idev = Idev {
         dev: dev.clone(),
@@ -144,6 +149,30 @@ pub(crate) fn device_bind(
     };
     obj.users_inc();
     Ok(obj)
+}
+
+static ALLOW_UNSAFE_INTERRUPTS: AtomicBool = AtomicBool::new(false);
+
+/// The `allow_unsafe_interrupts` module parameter: lets devices whose MSIs are not
+/// isolated be bound (a DMA write could then trigger interrupts outside the
+/// context). Off by default, as in the kernel.
+pub fn set_allow_unsafe_interrupts(allow: bool) {
+    ALLOW_UNSAFE_INTERRUPTS.store(allow, Ordering::Relaxed);
+}
+
+fn allow_unsafe_interrupts() -> bool {
+    ALLOW_UNSAFE_INTERRUPTS.load(Ordering::Relaxed)
+}
+
+/// `iommufd_selftest_is_mock_dev`: mock devices are exempt from the MSI check and
+/// hold no reference on the context.
+fn is_selftest_device(ictx: &Ctx, dev: &Device) -> bool {
+    #[cfg(feature = "selftest")]
+    if let Some(driver) = &ictx.env().selftest {
+        return driver.is_mock_device(dev);
+    }
+    let _ = (ictx, dev);
+    false
 }
 
 /// Unbinds (`iommufd_device_unbind`), waiting for concurrent ioctls on it.
@@ -559,7 +588,7 @@ impl BoundDevice {
     /// `EINVAL` without cache coherency; `EPERM` if another owner or a kernel
     /// driver holds the group; `EBUSY` if the group is on a non-default domain.
     pub fn bind(file: &Arc<IommufdFile>, dev: &Arc<Device>) -> Result<BoundDevice, Errno> {
-        let idev = device_bind(file, dev, false)?;
+        let idev = device_bind(file, dev)?;
         Ok(BoundDevice {
             file: file.clone(),
             idev,

@@ -35,7 +35,7 @@ mod vfio_compat;
 
 pub use access::{AccessHandle, AccessOps};
 pub use ctx::{Ctx, Env, IommufdFile};
-pub use device::BoundDevice;
+pub use device::{set_allow_unsafe_interrupts, BoundDevice};
 pub use ioas::Ioas;
 pub use object::{ObjType, Object};
 #[cfg(feature = "selftest")]

@@ -452,7 +452,7 @@ fn mock_domain(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
     };
     let driver = selftest_driver(ictx)?;
     let dev = driver.create_device(flags)?;
-    let idev = match device::device_bind(ucmd.file, &dev, true) {
+    let idev = match device::device_bind(ucmd.file, &dev) {
         Ok(idev) => idev,
         Err(err) => {
             driver.destroy_device(&dev);

@@ -141,7 +141,8 @@ impl IommuOps for MockIommu {
     fn probe_device(&self, _desc: &DeviceDesc) -> Result<ProbeInfo, Errno> {
         Ok(ProbeInfo {
             max_pasids: 1 << MOCK_PASID_WIDTH,
-            attach_deferred: false,
+            // Mock devices have no MSIs; iommufd exempts them from the check.
+            ..ProbeInfo::default()
         })
     }
 

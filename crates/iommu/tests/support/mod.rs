@@ -275,6 +275,7 @@ impl IommuOps for TestIommu {
         Ok(ProbeInfo {
             max_pasids: self.cfg.max_pasids,
             attach_deferred: self.cfg.attach_deferred,
+            isolated_msi: true,
         })
     }
     fn capable(&self, _dev: &Device, cap: Cap) -> bool {
