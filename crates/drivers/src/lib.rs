@@ -3,8 +3,8 @@
 //!
 //! | driver | module | page table | mirrors |
 //! |---|---|---|---|
-//! | VT-d-like | [`vtd`] | `pt::fmt::VtdSs` (3/4/5-level second stage) | Intel VT-d spec §3.6–3.7, §9.8, §10.4.2–10.4.3 (CAP/ECAP); kernel `drivers/iommu/intel/iommu.c`, `nested.c`, `pasid.c` |
-//! | SMMUv3-like | [`smmuv3`] | `pt::fmt::ArmV8` (stage 1/2, 4K/16K/64K) | Arm SMMUv3 spec (IHI 0070) §6.3.1–6.3.6 (IDR0–5, IIDR, AIDR); kernel `drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c` |
+//! | VT-d-like | [`vtd`] | `pt::fmt::VtdSs` (3/4/5-level second stage) | Intel VT-d spec §3.6–3.7, §9.8, §11.4.2–11.4.3 (CAP/ECAP); kernel `drivers/iommu/intel/iommu.c`, `nested.c`, `pasid.c` |
+//! | SMMUv3-like | [`smmuv3`] | `pt::fmt::ArmV8` (stage 1/2, 4K/16K/64K) | Arm SMMUv3 spec (IHI 0070) §6.3.1–6.3.8 (IDR0–5, IIDR, AIDR); kernel `drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c` |
 //!
 //! Each instance is one `Arc<dyn IommuOps>` with its own hardware properties
 //! (address width, page sizes, snoop control, dirty tracking, PASIDs, stages,
