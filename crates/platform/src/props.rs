@@ -25,6 +25,8 @@ pub struct VtdProps {
     pub coherent: bool,
     /// Scalable mode.
     pub scalable_mode: bool,
+    /// Interrupt remapping: MSIs isolated, so iommufd may bind the devices.
+    pub interrupt_remapping: bool,
 }
 
 impl Default for VtdProps {
@@ -52,6 +54,7 @@ impl VtdProps {
             pasid_bits: c.pasid_bits,
             coherent: c.coherent,
             scalable_mode: c.scalable_mode,
+            interrupt_remapping: c.interrupt_remapping,
         }
     }
 
@@ -78,6 +81,7 @@ impl VtdProps {
             pasid_bits: self.pasid_bits,
             coherent: self.coherent,
             scalable_mode: self.scalable_mode,
+            interrupt_remapping: self.interrupt_remapping,
         };
         cfg.validate().map_err(|e| e.0)?;
         Ok(cfg)
@@ -106,6 +110,8 @@ pub struct SmmuV3Props {
     pub sid_bits: u32,
     /// Implement `domain_alloc_user` (finalize at allocation), as 6.12 does.
     pub domain_alloc_user: bool,
+    /// MSIs isolated by the interrupt controller (GICv3 ITS).
+    pub isolated_msi: bool,
 }
 
 impl Default for SmmuV3Props {
@@ -146,6 +152,7 @@ impl SmmuV3Props {
             ssid_bits: c.ssid_bits,
             sid_bits: c.sid_bits,
             domain_alloc_user: c.domain_alloc_user,
+            isolated_msi: c.isolated_msi,
         }
     }
 
@@ -192,6 +199,7 @@ impl SmmuV3Props {
             ssid_bits: self.ssid_bits,
             sid_bits: self.sid_bits,
             domain_alloc_user: self.domain_alloc_user,
+            isolated_msi: self.isolated_msi,
         };
         cfg.validate().map_err(|e| e.0)?;
         Ok(cfg)

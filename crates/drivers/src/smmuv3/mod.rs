@@ -105,6 +105,9 @@ pub struct SmmuV3Config {
     pub sid_bits: u32,
     /// Implement `domain_alloc_user` as 6.12 does (finalize at allocation).
     pub domain_alloc_user: bool,
+    /// MSIs go through an MSI controller that tells devices apart (a GICv3 ITS):
+    /// iommufd may bind the devices.
+    pub isolated_msi: bool,
 }
 
 impl Default for SmmuV3Config {
@@ -126,6 +129,7 @@ impl Default for SmmuV3Config {
             ssid_bits: 20,
             sid_bits: 16,
             domain_alloc_user: false,
+            isolated_msi: true,
         }
     }
 }
@@ -334,6 +338,7 @@ impl IommuOps for SmmuV3 {
         Ok(ProbeInfo {
             max_pasids,
             attach_deferred: false,
+            isolated_msi: self.cfg.isolated_msi,
         })
     }
 

@@ -99,6 +99,9 @@ pub struct VtdConfig {
     pub coherent: bool,
     /// Scalable mode (ECAP.SMTS): needed by PASIDs, dirty tracking and nesting.
     pub scalable_mode: bool,
+    /// Interrupt remapping (ECAP.IR) is on: MSIs of its devices are isolated, so
+    /// iommufd may bind them.
+    pub interrupt_remapping: bool,
 }
 
 impl Default for VtdConfig {
@@ -115,6 +118,7 @@ impl Default for VtdConfig {
             pasid_bits: 20,
             coherent: true,
             scalable_mode: true,
+            interrupt_remapping: true,
         }
     }
 }
@@ -313,6 +317,7 @@ impl IommuOps for Vtd {
         Ok(ProbeInfo {
             max_pasids,
             attach_deferred: false,
+            isolated_msi: self.cfg.interrupt_remapping,
         })
     }
 
