@@ -25,6 +25,10 @@ struct Rig {
     new_device: fn() -> Arc<Device>,
     /// Whether its devices can track dirty pages.
     dirty: bool,
+    /// Domains get their format only at their first attach: before that they have
+    /// no aperture, so only the immediate-attach path (automatic domains at
+    /// attach) can add them to an IOAS that has mappings.
+    finalize_at_attach: bool,
 }
 
 fn mock_device() -> Arc<Device> {
@@ -33,13 +37,75 @@ fn mock_device() -> Arc<Device> {
         .expect("mock device")
 }
 
+/// A device alone behind a fresh instance (its own platform), so that tests
+/// running in parallel never share a group.
+fn probe(ops: Arc<dyn iommu::IommuOps>, name: &str) -> Arc<Device> {
+    let platform = iommu::Platform::new(iommu::DefaultPolicy::Dma);
+    let desc = iommu::DeviceDesc {
+        name: name.into(),
+        ..Default::default()
+    };
+    platform.probe(&ops, desc).expect("probe")
+}
+
+fn vtd_device() -> Arc<Device> {
+    let vtd = drivers::Vtd::new(drivers::VtdConfig::default()).unwrap();
+    vtd.add_device("nic", &[]);
+    probe(vtd.ops(), "nic")
+}
+
+/// SMMUv3 as the Arm drivers long were: no `domain_alloc_user`, domains finalized
+/// at their first attach (iommufd's immediate-attach path).
+fn smmu_device() -> Arc<Device> {
+    let smmu = drivers::SmmuV3::new(drivers::SmmuV3Config::default()).unwrap();
+    smmu.add_device("gpu");
+    probe(smmu.ops(), "gpu")
+}
+
+/// SMMUv3 as in 6.12: `domain_alloc_user`, HTTU dirty tracking.
+fn smmu_612_device() -> Arc<Device> {
+    let smmu = drivers::SmmuV3::new(drivers::SmmuV3Config {
+        domain_alloc_user: true,
+        httu_access: true,
+        httu_dirty: true,
+        ..drivers::SmmuV3Config::default()
+    })
+    .unwrap();
+    smmu.add_device("gpu");
+    probe(smmu.ops(), "gpu")
+}
+
 fn rigs() -> Vec<Rig> {
-    vec![Rig {
-        name: "mock",
-        base: uapi::MOCK_APERTURE_START,
-        new_device: mock_device,
-        dirty: true,
-    }]
+    vec![
+        Rig {
+            name: "mock",
+            base: uapi::MOCK_APERTURE_START,
+            new_device: mock_device,
+            dirty: true,
+            finalize_at_attach: false,
+        },
+        Rig {
+            name: "vtd",
+            base: 0x100_0000,
+            new_device: vtd_device,
+            dirty: true,
+            finalize_at_attach: false,
+        },
+        Rig {
+            name: "smmuv3 (finalize at attach)",
+            base: 0x100_0000,
+            new_device: smmu_device,
+            dirty: false,
+            finalize_at_attach: true,
+        },
+        Rig {
+            name: "smmuv3 (6.12, domain_alloc_user)",
+            base: 0x100_0000,
+            new_device: smmu_612_device,
+            dirty: true,
+            finalize_at_attach: false,
+        },
+    ]
 }
 
 fn for_each_rig(test: impl Fn(&Rig)) {
@@ -147,6 +213,14 @@ fn maps_after_attach_reach_the_domain_and_replace_moves_the_device() {
         inproc::dma::write(dev.device(), rig.base, b"A").unwrap();
         assert_eq!(buf_a.as_slice().unwrap()[0], b'A');
 
+        if rig.finalize_at_attach {
+            // Replace allocates without attaching first: the unfinalized domain's
+            // empty aperture collides with ioas_b's mapping, as in the kernel.
+            assert_eq!(dev.attach(ioas_b), Err(Errno::ADDRINUSE));
+            inproc::dma::write(dev.device(), rig.base, b"a").unwrap();
+            assert_eq!(buf_a.as_slice().unwrap()[0], b'a', "still on ioas_a");
+            return;
+        }
         let hwpt_b = dev.attach(ioas_b).unwrap(); // attached: replaces
         inproc::dma::write(dev.device(), rig.base, b"B").unwrap();
         assert_eq!(buf_b.as_slice().unwrap()[0], b'B', "{}", rig.name);
@@ -230,4 +304,82 @@ fn dirty_tracking_records_device_writes_on_every_driver() {
         assert_eq!(dirty_bitmap(&fd, hwpt, rig.base, 64 * PAGE)[0], 0);
         dev.detach();
     });
+}
+
+fn vtd_with(cfg: drivers::VtdConfig) -> Arc<Device> {
+    let vtd = drivers::Vtd::new(cfg).unwrap();
+    vtd.add_device("nic", &[]);
+    probe(vtd.ops(), "nic")
+}
+
+/// `VFIO_CHECK_EXTENSION(VFIO_DMA_CC_IOMMU)` on the compat IOAS: 1 when every
+/// domain of the IOAS enforces cache coherency.
+fn cc_iommu(fd: &Fd, ioas: u32) -> i64 {
+    let mut cmd = uapi::VfioIoas::new_zeroed();
+    cmd.op = uapi::IOMMU_VFIO_IOAS_SET;
+    cmd.ioas_id = ioas;
+    fd.ioctl(&mut cmd).unwrap();
+    fd.ioctl_ptr(
+        uapi::ioctl::VFIO_CHECK_EXTENSION,
+        u64::from(uapi::VFIO_DMA_CC_IOMMU),
+    )
+    .unwrap()
+}
+
+#[test]
+fn cache_coherency_is_enforced_where_the_iommu_can_and_dirty_tracking_refused_where_it_cannot() {
+    // Snoop control: the automatic domain is upgraded to enforce coherency.
+    let fd = Fd::open();
+    let ioas = fd.ioas_alloc();
+    let dev = BoundDevice::bind(&fd.file, &vtd_device()).unwrap();
+    dev.attach(ioas).unwrap();
+    assert_eq!(cc_iommu(&fd, ioas), 1);
+    drop(dev);
+
+    // Without snoop control the domain stays non-enforcing, and without
+    // second-stage A/D bits a dirty-tracking HWPT is refused.
+    let fd = Fd::open();
+    let ioas = fd.ioas_alloc();
+    let dev = BoundDevice::bind(
+        &fd.file,
+        &vtd_with(drivers::VtdConfig {
+            snoop_control: false,
+            dirty_tracking: false,
+            ..drivers::VtdConfig::default()
+        }),
+    )
+    .unwrap();
+    dev.attach(ioas).unwrap();
+    assert_eq!(cc_iommu(&fd, ioas), 0);
+    let mut alloc = HwptAlloc::new_zeroed();
+    alloc.flags = IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+    alloc.dev_id = dev.id();
+    alloc.pt_id = ioas;
+    assert_eq!(fd.ioctl(&mut alloc), Err(Errno::OPNOTSUPP));
+    // A driver without domain_alloc_user refuses every allocation flag.
+    let smmu = BoundDevice::bind(&fd.file, &smmu_device()).unwrap();
+    alloc.dev_id = smmu.id();
+    assert_eq!(fd.ioctl(&mut alloc), Err(Errno::OPNOTSUPP));
+}
+
+#[test]
+fn devices_without_isolated_msi_are_refused_unless_unsafe_interrupts_are_allowed() {
+    let fd = Fd::open();
+    let dev = vtd_with(drivers::VtdConfig {
+        interrupt_remapping: false,
+        ..drivers::VtdConfig::default()
+    });
+    assert_eq!(BoundDevice::bind(&fd.file, &dev).err(), Some(Errno::PERM));
+    assert_eq!(dev.group().owner(), None, "ownership untouched");
+    // (The module parameter is process-wide; this test only reads the default.)
+    let smmu = drivers::SmmuV3::new(drivers::SmmuV3Config {
+        isolated_msi: false,
+        ..drivers::SmmuV3Config::default()
+    })
+    .unwrap();
+    smmu.add_device("gpu");
+    let dev = probe(smmu.ops(), "gpu");
+    assert_eq!(BoundDevice::bind(&fd.file, &dev).err(), Some(Errno::PERM));
+    // Mock devices are exempt, as in the kernel.
+    BoundDevice::bind(&fd.file, &mock_device()).unwrap();
 }

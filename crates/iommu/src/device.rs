@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use uapi::Errno;
 
 use crate::fault::{IopfFault, IopfHandler};
-use crate::ops::{Cap, IommuOps};
+use crate::ops::{Cap, IommuOps, ProbeInfo};
 use crate::resv::{ResvRegion, ResvType};
 use crate::topology::Bus;
 use crate::{DmaTranslation, Domain, DomainType};
@@ -131,9 +131,8 @@ impl Device {
         ops: Arc<dyn IommuOps>,
         group: Arc<Group>,
         max_pasids: u32,
-        attach_deferred: bool,
+        info: ProbeInfo,
         require_direct: bool,
-        isolated_msi: bool,
     ) -> Device {
         Device {
             id,
@@ -141,9 +140,9 @@ impl Device {
             ops,
             group,
             max_pasids,
-            attach_deferred: AtomicBool::new(attach_deferred),
+            attach_deferred: AtomicBool::new(info.attach_deferred),
             require_direct,
-            isolated_msi,
+            isolated_msi: info.isolated_msi,
             iopf: Mutex::new(None),
             iopf_users: AtomicU32::new(0),
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use uapi::Errno;
 
 use crate::device::{Device, DeviceDesc, Group};
-use crate::ops::{alloc_flags, GroupKey, IommuOps};
+use crate::ops::{alloc_flags, GroupKey, IommuOps, ProbeInfo};
 use crate::resv::ResvType;
 use crate::{Domain, DomainType};
 
@@ -83,9 +83,11 @@ impl Platform {
             ops.clone(),
             group.clone(),
             max_pasids,
+            ProbeInfo {
+                attach_deferred: false,
+                ..info
+            },
             false,
-            false,
-            info.isolated_msi,
         );
         let require_direct = ops
             .get_resv_regions(&probe_dev)
@@ -97,9 +99,8 @@ impl Platform {
             ops.clone(),
             group.clone(),
             max_pasids,
-            info.attach_deferred,
+            info,
             require_direct,
-            info.isolated_msi,
         ));
         let mut g = group.add_device(dev.clone());
         let res = if g.default_domain.is_none() {
