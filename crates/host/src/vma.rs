@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn real_mappings() {
-        let mut m = Mmap::anon(8 * 4096, PROT_READ | PROT_WRITE, 0).unwrap();
+        let m = Mmap::anon(8 * 4096, PROT_READ | PROT_WRITE, 0).unwrap();
         let a = m.addr();
         assert_eq!(check_range(a, 8 * P, true), Ok(vec![span(a, a + 8 * P)]));
         assert_eq!(check_range(a + 1, 10, false), Ok(vec![span(a + 1, a + 11)]));
