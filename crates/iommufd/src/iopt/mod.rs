@@ -131,8 +131,11 @@ pub(crate) struct IoPagetable {
     domains: RwLock<DomainsState>,
     iova: RwLock<IovaState>,
     accesses: Mutex<BTreeMap<u32, AccessEntry>>,
-    next_area_key: AtomicU64,
 }
+
+/// Area keys name areas in the domain coverage of their page store, which COPY
+/// shares between IOASes: they are unique process-wide, not per IOAS.
+static NEXT_AREA_KEY: AtomicU64 = AtomicU64::new(1);
 
 impl IoPagetable {
     /// An empty table: no restriction, byte alignment (`iopt_init_table`).
@@ -147,7 +150,6 @@ impl IoPagetable {
                 disable_large_pages: false,
             }),
             accesses: Mutex::new(BTreeMap::new()),
-            next_area_key: AtomicU64::new(1),
         }
     }
 
@@ -296,7 +298,7 @@ impl IoPagetable {
             return Err(Errno::OVERFLOW);
         }
         let area = Area {
-            key: self.next_area_key.fetch_add(1, Ordering::Relaxed),
+            key: NEXT_AREA_KEY.fetch_add(1, Ordering::Relaxed),
             pages: None,
             page_offset,
             index: start_byte / PAGE_SIZE,
