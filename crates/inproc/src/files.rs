@@ -152,6 +152,7 @@ impl FdTable {
     /// # Errors
     /// The errno of `eventfd(2)` (`EMFILE`, ...).
     pub fn new_backing_fd(readable: bool, cloexec: bool) -> Result<OwnedFd, Errno> {
+        fault::fail_point!(fault::Site::FdAlloc, Errno::NOMEM);
         let fd = host::sys::eventfd(u32::from(readable), false)?;
         if !cloexec {
             host::sys::set_cloexec(fd.as_fd(), false)?;

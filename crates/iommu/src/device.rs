@@ -629,6 +629,7 @@ impl Group {
         if g.pasid_array.contains_key(&NO_PASID) {
             return Err(Errno::BUSY);
         }
+        fault::fail_point!(fault::Site::AttachAlloc, Errno::NOMEM);
         let domain = handle.domain.clone();
         g.pasid_array.insert(NO_PASID, Some(handle));
         if let Err(err) = self.attach_locked(&mut g, &domain) {
@@ -651,6 +652,7 @@ impl Group {
     /// The driver's errno (`EINVAL` incompatible); the old attachment stays.
     pub fn replace_handle(&self, handle: AttachHandle) -> Result<(), Errno> {
         let mut g = self.lock();
+        fault::fail_point!(fault::Site::AttachAlloc, Errno::NOMEM);
         let domain = handle.domain.clone();
         self.set_domain(&mut g, &domain, false)?;
         g.pasid_array.insert(NO_PASID, Some(handle));

@@ -215,6 +215,7 @@ impl Ctx {
     /// # Errors
     /// `EBUSY` if the 31-bit ID space is exhausted, `ENOMEM`.
     pub(crate) fn reserve(&self) -> Result<Reservation<'_>, Errno> {
+        fault::fail_point!(fault::Site::ObjAlloc, Errno::NOMEM);
         let id = self.lock_table().alloc_id()?;
         Ok(Reservation { ictx: self, id })
     }

@@ -90,6 +90,7 @@ impl MockIommu {
         if flags & !MOCK_DEVICE_FLAGS != 0 {
             return Err(Errno::INVAL);
         }
+        fault::fail_point!(fault::Site::DeviceAlloc, Errno::NOMEM);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let desc = DeviceDesc {
             name: format!("iommufd_mock{n}"),
@@ -177,6 +178,7 @@ impl IommuOps for MockIommu {
     }
 
     fn domain_alloc_paging(&self, dev: &Device) -> Result<Arc<dyn Domain>, Errno> {
+        fault::fail_point!(fault::Site::DomainAlloc, Errno::NOMEM);
         Ok(Self::alloc_paging(dev, false))
     }
 
@@ -200,6 +202,7 @@ impl IommuOps for MockIommu {
             if data.is_some() || (dirty && !self.capable(dev, Cap::DirtyTracking)) {
                 return Err(Errno::OPNOTSUPP);
             }
+            fault::fail_point!(fault::Site::DomainAlloc, Errno::NOMEM);
             return Ok(Self::alloc_paging(dev, dirty));
         };
         let data = data.ok_or(Errno::OPNOTSUPP)?;
@@ -215,6 +218,7 @@ impl IommuOps for MockIommu {
             cfg.as_mut_bytes(),
             core::mem::size_of::<u32>(),
         )?;
+        fault::fail_point!(fault::Site::DomainAlloc, Errno::NOMEM);
         Ok(Arc::new(MockNested {
             core: DomainCore::new(MOCK_DRIVER),
             iotlb: std::array::from_fn(|_| AtomicU32::new(cfg.iotlb)),

@@ -246,6 +246,9 @@ impl IoPagetable {
         prot: Prot,
         alloc: bool,
     ) -> Result<(Vec<NodeId>, bool), Errno> {
+        for _ in list {
+            fault::fail_point!(fault::Site::AreaAlloc, Errno::NOMEM);
+        }
         let mut st = self.iova_write();
         if length == 0 || length & (st.iova_alignment - 1) != 0 {
             return Err(Errno::INVAL);
@@ -648,6 +651,9 @@ impl IoPagetable {
         if new_start & (align - 1) != 0 || rhs_byte & (align - 1) != 0 {
             return Err(Errno::INVAL);
         }
+        for _lhs_rhs in 0..2 {
+            fault::fail_point!(fault::Site::AreaAlloc, Errno::NOMEM);
+        }
         if area.num_accesses.load(Ordering::Acquire) != 0 {
             return Err(Errno::INVAL);
         }
@@ -876,6 +882,7 @@ impl IoPagetable {
         let alignment = self.iova_read().iova_alignment;
         bitmap.check_range(alignment)?;
         let ops = domain.dirty_ops().ok_or(Errno::OPNOTSUPP)?;
+        fault::fail_point!(fault::Site::Kmalloc, Errno::NOMEM);
         let flags = if no_clear { iommu::DIRTY_NO_CLEAR } else { 0 };
         let st = self.iova_read();
         let last = bitmap.iova + (bitmap.length - 1);

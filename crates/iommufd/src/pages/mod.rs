@@ -95,6 +95,7 @@ impl Pages {
             return Err(Errno::INVAL);
         }
         uptr.checked_add(length).ok_or(Errno::OVERFLOW)?;
+        fault::fail_point!(fault::Site::PagesAlloc, Errno::NOMEM);
         let base = uptr & !(PAGE_SIZE - 1);
         let npages = (length + (uptr - base)).div_ceil(PAGE_SIZE);
         let mut account_mode = if mm.capable(Cap::IpcLock) {
