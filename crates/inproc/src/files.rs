@@ -120,6 +120,12 @@ impl FdTable {
         self.read().get(&fd).cloned()
     }
 
+    /// `(emulated fds, reserved fds)`, for leak checks in tests.
+    #[doc(hidden)]
+    pub fn debug_counts(&self) -> (usize, usize) {
+        (self.read().len(), self.reserved().len())
+    }
+
     /// Locks the table for an update.
     pub fn lock(&self) -> TableGuard<'_> {
         TableGuard {

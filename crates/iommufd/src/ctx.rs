@@ -19,6 +19,8 @@ use crate::device::Igroup;
 use crate::mm::{AccountMode, Cap, FileOps, Files, UserMemory};
 use crate::object::{DestroyWait, Kind, ObjKind, ObjRef, ObjType, Object, Typed};
 
+mod debug;
+
 /// Owner identities of contexts (the kernel uses the context pointer).
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 

@@ -18,6 +18,8 @@
 
 pub mod access;
 mod ctx;
+#[doc(hidden)]
+pub mod debug;
 mod device;
 mod dispatch;
 mod fault;

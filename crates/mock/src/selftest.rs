@@ -110,6 +110,12 @@ impl MockIommu {
         self.platform.remove_device(dev);
     }
 
+    /// Mock devices present (leak checks in tests).
+    #[doc(hidden)]
+    pub fn device_count(&self) -> usize {
+        self.platform.devices().len()
+    }
+
     /// Whether `dev` is a mock device (`iommufd_selftest_is_mock_dev`).
     pub fn is_mock_device(dev: &Device) -> bool {
         dev.ops().driver() == MOCK_DRIVER
@@ -341,6 +347,12 @@ impl MockDomain {
     /// not mapped (`IOMMU_TEST_OP_DIRTY`).
     pub fn mark_dirty(&self, iova: u64) -> bool {
         self.pt.mark_dirty(iova)
+    }
+
+    /// The domain's page table (leak and invariant checks in tests).
+    #[doc(hidden)]
+    pub fn page_table(&self) -> &PageTable<Mock> {
+        &self.pt
     }
 
     /// Whether dirty tracking is on (`MOCK_DIRTY_TRACK`).

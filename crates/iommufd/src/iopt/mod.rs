@@ -15,6 +15,7 @@
 //! Kernel: `drivers/iommu/iommufd/io_pagetable.c`, `io_pagetable.h` (v6.12).
 
 mod alloc;
+pub(crate) mod debug;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

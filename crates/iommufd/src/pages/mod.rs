@@ -19,6 +19,7 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/pages.c` (v6.12).
 
+mod check;
 mod pfns;
 
 use std::collections::HashMap;
@@ -106,6 +107,7 @@ impl Pages {
         if ctx_mode == AccountMode::Mm && account_mode == AccountMode::User {
             account_mode = AccountMode::Mm;
         }
+        crate::debug::LIVE_PAGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(Arc::new(Pages {
             uptr: base,
             npages,
@@ -463,6 +465,7 @@ impl Pages {
 
 impl Drop for Pages {
     fn drop(&mut self) {
+        crate::debug::LIVE_PAGES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         debug_assert!(
             inner.access_itree.is_empty(),
