@@ -96,6 +96,10 @@ fn domain_key(d: &Arc<dyn Domain>) -> *const () {
     Arc::as_ptr(d) as *const ()
 }
 
+/// A page store, the areas of it mapped into domains (key, first and last
+/// index), and the access pins its areas count.
+type PagesUse = (Arc<Pages>, Vec<(u64, u64, u64)>, u64);
+
 /// Most translation lookups per area and domain; larger areas are sampled.
 const MAX_LOOKUPS: u64 = 1024;
 
@@ -228,8 +232,7 @@ impl Ctx {
             objects: objs.len(),
             ..Usage::default()
         };
-        let mut pages_areas: HashMap<*const Pages, (Arc<Pages>, Vec<(u64, u64, u64)>, u64)> =
-            HashMap::new();
+        let mut pages_areas: HashMap<*const Pages, PagesUse> = HashMap::new();
         let mut domains: HashSet<*const ()> = HashSet::new();
         for obj in &objs {
             let Some(ioas) = obj.get::<Ioas>() else {
