@@ -125,6 +125,7 @@ fn same_opt(a: Option<&Arc<dyn Domain>>, b: &Arc<dyn Domain>) -> bool {
 }
 
 impl Device {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
         desc: DeviceDesc,
