@@ -130,6 +130,7 @@ pub use imp::*;
 
 #[cfg(feature = "fault-inject")]
 mod imp {
+    use std::cell::Cell;
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
     use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -177,15 +178,26 @@ mod imp {
             }
             FIRED[site.index()].fetch_add(1, Ordering::Relaxed);
             self.fired.store(site.index() as u8 + 1, Ordering::Release);
+            if let Some(hook) = FIRE_HOOK.get() {
+                hook(site);
+            }
             true
         }
     }
 
-    const ZERO: AtomicU64 = AtomicU64::new(0);
     /// Per site: failures injected, process-wide.
-    static FIRED: [AtomicU64; Site::ALL.len()] = [ZERO; Site::ALL.len()];
+    static FIRED: [AtomicU64; Site::ALL.len()] = [const { AtomicU64::new(0) }; Site::ALL.len()];
     /// Per site: points reached while armed, process-wide.
-    static REACHED: [AtomicU64; Site::ALL.len()] = [ZERO; Site::ALL.len()];
+    static REACHED: [AtomicU64; Site::ALL.len()] = [const { AtomicU64::new(0) }; Site::ALL.len()];
+
+    /// Called with the site of every injected failure.
+    static FIRE_HOOK: OnceLock<fn(Site)> = OnceLock::new();
+
+    /// Installs a function called with the site of every injected failure (to log
+    /// them); the first call wins.
+    pub fn set_fire_hook(f: fn(Site)) {
+        let _ = FIRE_HOOK.set(f);
+    }
 
     /// How threads learn their kernel thread id, for [`task`] lookups.
     static TID_SOURCE: OnceLock<fn() -> i32> = OnceLock::new();
@@ -203,7 +215,7 @@ mod imp {
     /// [`set_tid_source`] is installed.
     struct Slot {
         task: Arc<Task>,
-        tid: Option<i32>,
+        tid: Cell<Option<i32>>,
     }
 
     impl Slot {
@@ -211,20 +223,20 @@ mod imp {
             let Some(tid) = TID_SOURCE.get().map(|f| f()) else {
                 return Slot {
                     task: Arc::default(),
-                    tid: None,
+                    tid: Cell::new(None),
                 };
             };
             let task = tasks().entry(tid).or_default().clone();
             Slot {
                 task,
-                tid: Some(tid),
+                tid: Cell::new(Some(tid)),
             }
         }
     }
 
     impl Drop for Slot {
         fn drop(&mut self) {
-            if let Some(tid) = self.tid {
+            if let Some(tid) = self.tid.get() {
                 let mut tasks = tasks();
                 if tasks.get(&tid).is_some_and(|t| Arc::ptr_eq(t, &self.task)) {
                     tasks.remove(&tid);
@@ -269,6 +281,20 @@ mod imp {
     /// fault points afterwards are registered for [`task`]. The first call wins.
     pub fn set_tid_source(f: fn() -> i32) {
         let _ = TID_SOURCE.set(f);
+    }
+
+    /// Registers the calling thread as thread `tid` for [`task`] lookups (when it
+    /// opens its own fail-nth file; also re-registers a forked child's thread).
+    pub fn register_current(tid: i32) {
+        CURRENT.with(|slot| {
+            let mut tasks = tasks();
+            if let Some(old) = slot.tid.replace(Some(tid)) {
+                if tasks.get(&old).is_some_and(|t| Arc::ptr_eq(t, &slot.task)) {
+                    tasks.remove(&old);
+                }
+            }
+            tasks.insert(tid, slot.task.clone());
+        });
     }
 
     /// The task of thread `tid` of this process (for another thread's
