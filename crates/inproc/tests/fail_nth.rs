@@ -21,7 +21,8 @@
 //!   the contexts were freed (no reference cycle).
 //!
 //! Run with `cargo test -p inproc --features fault-inject --test fail_nth`;
-//! `-- --nocapture` prints the points swept per scenario.
+//! `-- --nocapture` prints the points swept per scenario, and so does a file
+//! named by `FAIL_NTH_REPORT` (one line per scenario).
 
 #![cfg(feature = "fault-inject")]
 
@@ -111,6 +112,9 @@ fn probe(d: &dyn Domain) -> Result<Option<u64>, String> {
 
 // ---- one run of a scenario -------------------------------------------------
 
+/// A failure that fired: the step and the site.
+type Fired = (String, Site);
+
 /// The state of one run: the fail-nth to arm, what was opened, what fired.
 struct Run {
     name: &'static str,
@@ -125,8 +129,8 @@ struct Run {
     /// Access and fault-queue fds.
     extra: Vec<i32>,
     bufs: Vec<Mmap>,
-    fired: Option<(String, Site)>,
-    tolerated: Vec<(String, Site)>,
+    fired: Option<Fired>,
+    tolerated: Vec<Fired>,
 }
 
 /// Observable state around a step.
@@ -391,7 +395,7 @@ impl Run {
     }
 
     /// Disarms, checks once more, closes everything and checks for leaks.
-    fn finish(mut self) -> (Option<(String, Site)>, Vec<(String, Site)>) {
+    fn finish(mut self) -> (Option<Fired>, Vec<Fired>) {
         let remaining = fault::fail_nth();
         fault::set_fail_nth(0);
         assert!(self.armed || self.n == 0, "{}: never armed", self.name);
@@ -483,9 +487,18 @@ fn sweep(name: &'static str, caps: &str, scenario: fn(&mut Run) -> Result<(), Er
                 Ok(()),
                 "{name}: the run without injection (N={n}) failed"
             );
-            eprintln!(
-                "fail_nth {name}: {points} points swept, {tolerated} tolerated, sites {sites:?}"
-            );
+            let line =
+                format!("{name}: {points} points swept, {tolerated} tolerated, sites {sites:?}");
+            eprintln!("fail_nth {line}");
+            if let Some(path) = std::env::var_os("FAIL_NTH_REPORT") {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(path)
+                    .expect("FAIL_NTH_REPORT");
+                writeln!(f, "{line}").expect("FAIL_NTH_REPORT");
+            }
             return points;
         }
         points += 1;
