@@ -97,6 +97,19 @@ impl Globals {
     }
 }
 
+/// The `(context, id, type)` of every live object in the snapshots.
+fn object_ids(o: &Observed) -> std::collections::BTreeSet<(usize, String)> {
+    o.snapshots
+        .iter()
+        .enumerate()
+        .flat_map(|(i, snap)| {
+            snap.lines()
+                .filter(|l| l.starts_with("obj "))
+                .map(move |l| (i, l.split(" users").next().unwrap_or(l).to_string()))
+        })
+        .collect()
+}
+
 /// What a mock domain's page table holds, checking its own invariants.
 fn probe(d: &dyn Domain) -> Result<Option<u64>, String> {
     let Some(md) = MockDomain::from_domain(d) else {
@@ -252,7 +265,17 @@ impl Run {
 
     /// One step: `f` runs armed; then the checks of the module doc.
     fn step<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T, Errno>) -> Result<T, Errno> {
-        self.step_with(name, f, |_, _| {})
+        self.step_inner(name, f, |_, _| {}, false)
+    }
+
+    /// A step whose effect the kernel keeps when copying its result out fails
+    /// (`IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE`, which may create an automatic HWPT).
+    fn step_keeps<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        self.step_inner(name, f, |_, _| {}, true)
     }
 
     /// [`Run::step`] that records what a successful `f` opened (`on_ok`) before
@@ -263,6 +286,16 @@ impl Run {
         f: impl FnOnce() -> Result<T, Errno>,
         on_ok: impl FnOnce(&mut Run, &T),
     ) -> Result<T, Errno> {
+        self.step_inner(name, f, on_ok, false)
+    }
+
+    fn step_inner<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, Errno>,
+        on_ok: impl FnOnce(&mut Run, &T),
+        keeps: bool,
+    ) -> Result<T, Errno> {
         let before = self.quiet(Run::observe);
         let _ = fault::take_fired();
         let res = f();
@@ -270,7 +303,7 @@ impl Run {
         if let Ok(v) = &res {
             on_ok(self, v);
         }
-        self.quiet(|r| r.after(name, res.as_ref().err().copied(), fired, &before));
+        self.quiet(|r| r.after(name, res.as_ref().err().copied(), fired, &before, keeps));
         if let Some(site) = fired {
             match res {
                 Err(_) => self.fired = Some((name.to_string(), site)),
@@ -280,7 +313,14 @@ impl Run {
         res
     }
 
-    fn after(&self, name: &str, err: Option<Errno>, fired: Option<Site>, before: &Observed) {
+    fn after(
+        &self,
+        name: &str,
+        err: Option<Errno>,
+        fired: Option<Site>,
+        before: &Observed,
+        keeps: bool,
+    ) {
         if let (Some(err), Some(site)) = (err, fired) {
             assert_eq!(
                 err.raw(),
@@ -289,14 +329,29 @@ impl Run {
                 self.at(name),
                 site.name()
             );
+            let after = self.observe();
             if site != Site::CopyToUser {
-                let after = self.observe();
                 assert_eq!(
                     &after,
                     before,
                     "{}: a failed step (injected {}) changed the state",
                     self.at(name),
                     site.name()
+                );
+            } else if !keeps {
+                // Copying the result out failed after the operation itself: the
+                // kernel keeps a map's or an unmap's effect, but aborts an object
+                // it was creating, with its fd and its device.
+                let (b, a) = (object_ids(before), object_ids(&after));
+                assert!(
+                    a.is_subset(&b)
+                        && after.globals.table_fds.0 <= before.globals.table_fds.0
+                        && after.globals.devices <= before.globals.devices,
+                    "{}: an object created by a step that failed copying out \
+                     survived: {b:?} -> {a:?}, {:?} -> {:?}",
+                    self.at(name),
+                    before.globals,
+                    after.globals
                 );
             }
         }
@@ -832,8 +887,8 @@ fn sc_device(r: &mut Run) -> Result<(), Errno> {
     let (stdev, _, idev) = r.step("mock domain", || mock_domain(&fd, ioas, 0))?;
     r.step("hw info", || hw_info(&fd, idev))?;
     let hwpt = r.step("hwpt alloc", || hwpt_alloc(&fd, idev, ioas, 0, 0, &[]))?;
-    r.step("replace ioas2", || replace(&fd, stdev, ioas2))?;
-    r.step("replace hwpt", || replace(&fd, stdev, hwpt))?;
+    r.step_keeps("replace ioas2", || replace(&fd, stdev, ioas2))?;
+    r.step_keeps("replace hwpt", || replace(&fd, stdev, hwpt))?;
     Ok(())
 }
 
@@ -945,11 +1000,11 @@ fn sc_hwpt_paging(r: &mut Run) -> Result<(), Errno> {
     r.arm();
     let (stdev, _, idev) = r.step("mock domain", || mock_domain(&fd, ioas, 0))?;
     let hwpt = r.step("hwpt alloc", || hwpt_alloc(&fd, idev, ioas, 0, 0, &[]))?;
-    r.step("replace hwpt", || replace(&fd, stdev, hwpt))?;
+    r.step_keeps("replace hwpt", || replace(&fd, stdev, hwpt))?;
     r.step("map more", || {
         fd.map_fixed(ioas, buf + 128 * PAGE, 128 * PAGE, APERTURE + (1 << 20))
     })?;
-    r.step("replace ioas", || replace(&fd, stdev, ioas))?;
+    r.step_keeps("replace ioas", || replace(&fd, stdev, ioas))?;
     r.step("destroy hwpt", || fd.destroy(hwpt))?;
     Ok(())
 }
@@ -969,7 +1024,7 @@ fn sc_hwpt_nested(r: &mut Run) -> Result<(), Errno> {
     let nested = r.step("hwpt alloc nested", || {
         hwpt_alloc(&fd, idev, parent, 0, IOMMU_HWPT_DATA_SELFTEST, &data)
     })?;
-    r.step("replace nested", || replace(&fd, stdev, nested))?;
+    r.step_keeps("replace nested", || replace(&fd, stdev, nested))?;
     r.step("map", || fd.map_fixed(ioas, buf, 64 * PAGE, APERTURE))?;
     let e = [
         HwptInvalidateSelftest {
@@ -982,9 +1037,9 @@ fn sc_hwpt_nested(r: &mut Run) -> Result<(), Errno> {
         },
     ];
     r.step("invalidate", || invalidate(&fd, nested, &e))?;
-    r.step("replace parent", || replace(&fd, stdev, parent))?;
+    r.step_keeps("replace parent", || replace(&fd, stdev, parent))?;
     r.step("destroy nested", || fd.destroy(nested))?;
-    r.step("replace ioas", || replace(&fd, stdev, ioas))?;
+    r.step_keeps("replace ioas", || replace(&fd, stdev, ioas))?;
     r.step("destroy parent", || fd.destroy(parent))?;
     Ok(())
 }
@@ -1000,7 +1055,7 @@ fn sc_hwpt_dirty(r: &mut Run) -> Result<(), Errno> {
     let hwpt = r.step("hwpt alloc dirty", || {
         hwpt_alloc(&fd, idev, ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, 0, &[])
     })?;
-    r.step("replace hwpt", || replace(&fd, stdev, hwpt))?;
+    r.step_keeps("replace hwpt", || replace(&fd, stdev, hwpt))?;
     let len = 64 * PAGE;
     r.step("map", || fd.map_fixed(ioas, buf, len, APERTURE))?;
     r.step("enable tracking", || dirty_tracking(&fd, hwpt, true))?;
@@ -1016,7 +1071,7 @@ fn sc_hwpt_dirty(r: &mut Run) -> Result<(), Errno> {
     })?;
     r.step("read dirty", || get_dirty(&fd, hwpt, APERTURE, len, 0))?;
     r.step("disable tracking", || dirty_tracking(&fd, hwpt, false))?;
-    r.step("replace ioas", || replace(&fd, stdev, ioas))?;
+    r.step_keeps("replace ioas", || replace(&fd, stdev, ioas))?;
     Ok(())
 }
 
@@ -1043,7 +1098,7 @@ fn sc_fault_queue(r: &mut Run) -> Result<(), Errno> {
         cmd.data_uptr = data.as_ptr() as u64;
         fd.ioctl(&mut cmd).map(|_| cmd.out_hwpt_id)
     })?;
-    r.step("replace iopf", || replace(&fd, stdev, nested))?;
+    r.step_keeps("replace iopf", || replace(&fd, stdev, nested))?;
     let trigger = TestTriggerIopf {
         dev_id: idev,
         pasid: 1,
@@ -1066,7 +1121,7 @@ fn sc_fault_queue(r: &mut Run) -> Result<(), Errno> {
         emulated_file(fault_fd)?.write(&resp as *const HwptPageResponse as u64, 8)
     })?;
     r.close_extra(fault_fd);
-    r.step("replace parent", || replace(&fd, stdev, parent))?;
+    r.step_keeps("replace parent", || replace(&fd, stdev, parent))?;
     r.step("destroy iopf hwpt", || fd.destroy(nested))?;
     r.step("destroy fault", || fd.destroy(fault_id))?;
     Ok(())
@@ -1203,7 +1258,7 @@ fn sc_close_everything_live(r: &mut Run) -> Result<(), Errno> {
     let nested = r.step("hwpt alloc nested", || {
         hwpt_alloc(&fd, idev, parent, 0, IOMMU_HWPT_DATA_SELFTEST, &data)
     })?;
-    r.step("replace nested", || replace(&fd, stdev, nested))?;
+    r.step_keeps("replace nested", || replace(&fd, stdev, nested))?;
     let afd = r.create_access(&fd, ioas2, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES)?;
     r.step("access pages", || {
         access_pages(&fd, afd, APERTURE, 16 * PAGE, buf)
@@ -1229,7 +1284,7 @@ fn sc_access_replace(r: &mut Run) -> Result<(), Errno> {
     r.step("access pages", || {
         access_pages(&fd, afd, APERTURE, 8 * PAGE, buf)
     })?;
-    r.step("replace ioas", || access_replace(&fd, afd, ioas2))?;
+    r.step_keeps("replace ioas", || access_replace(&fd, afd, ioas2))?;
     r.step("access pages 2", || {
         access_pages(&fd, afd, APERTURE + 8 * PAGE, 8 * PAGE, buf + 8 * PAGE)
     })?;
@@ -1269,8 +1324,8 @@ fn sc_replace_detach(r: &mut Run) -> Result<(), Errno> {
     r.step("map 2", || fd.map_fixed(ioas2, buf, 64 * PAGE, APERTURE))?;
     r.arm();
     let (stdev, _, _) = r.step("mock domain", || mock_domain(&fd, ioas, 0))?;
-    r.step("replace ioas2", || replace(&fd, stdev, ioas2))?;
-    r.step("replace ioas", || replace(&fd, stdev, ioas))?;
+    r.step_keeps("replace ioas2", || replace(&fd, stdev, ioas2))?;
+    r.step_keeps("replace ioas", || replace(&fd, stdev, ioas))?;
     r.step("destroy stdev", || fd.destroy(stdev))?;
     r.step("destroy ioas2", || fd.destroy(ioas2))?;
     Ok(())
