@@ -167,12 +167,18 @@ mod imp {
 
         /// `should_fail_ex` for this task.
         fn should_fail(&self, site: Site) -> bool {
-            let n = self.nth.load(Ordering::Acquire);
-            if n == 0 {
+            // Unarmed: one load. Armed: decrement, racing only with a write of
+            // the counter from another thread (the kernel's READ_ONCE/WRITE_ONCE).
+            if self.nth.load(Ordering::Acquire) == 0 {
                 return false;
             }
+            let Ok(n) = self
+                .nth
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            else {
+                return false;
+            };
             REACHED[site.index()].fetch_add(1, Ordering::Relaxed);
-            self.nth.store(n - 1, Ordering::Release);
             if n != 1 {
                 return false;
             }

@@ -81,15 +81,14 @@ const KNOBS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// A knob's value before anything is written (`lib/fault-inject.c` defaults).
+/// A knob's value before anything is written (`FAULT_ATTR_INITIALIZER`,
+/// `RATELIMIT_STATE_INIT_DISABLED`, and the failslab / fail_page_alloc defaults).
 fn knob_default(knob: &str) -> &'static str {
     match knob {
-        "interval" | "verbose" => "1",
-        "times" => "1",
-        "ignore-gfp-wait" => "Y",
-        "ignore-gfp-highmem" => "Y",
+        "interval" | "times" | "min-order" => "1",
+        "verbose" => "2",
+        "ignore-gfp-wait" | "ignore-gfp-highmem" => "Y",
         "task-filter" | "cache-filter" => "N",
-        "verbose_ratelimit_interval_ms" => "5000",
         "verbose_ratelimit_burst" => "10",
         _ => "0",
     }
