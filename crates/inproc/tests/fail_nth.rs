@@ -521,6 +521,15 @@ impl Drop for Run {
 /// no longer fires; returns the number of points swept.
 fn sweep(name: &'static str, caps: &str, scenario: fn(&mut Run) -> Result<(), Errno>) -> u32 {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    sweep_locked(name, caps, scenario)
+}
+
+/// [`sweep`] for a caller that holds [`LOCK`].
+fn sweep_locked(
+    name: &'static str,
+    caps: &str,
+    scenario: fn(&mut Run) -> Result<(), Errno>,
+) -> u32 {
     let base = Globals::take();
     let mut points = 0;
     let mut tolerated = 0;
@@ -1588,7 +1597,10 @@ fn sc_leaky_error_path(r: &mut Run) -> Result<(), Errno> {
 /// The sweep can fail: a pin leaked on an error path is caught at that step.
 #[test]
 fn sweep_catches_a_leak_on_an_error_path() {
-    let res = std::panic::catch_unwind(|| sweep("leaky", CAPS, sc_leaky_error_path));
+    // The lock is held until the leaked pins are released, so no other sweep
+    // takes them into its baseline.
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let res = std::panic::catch_unwind(|| sweep_locked("leaky", CAPS, sc_leaky_error_path));
     for va in LEAKED.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
         host::pins::unpin(va, 1);
     }
@@ -1608,7 +1620,8 @@ fn sc_wrong_errno(r: &mut Run) -> Result<(), Errno> {
 /// The sweep can fail: an injected ENOMEM surfacing as another errno is caught.
 #[test]
 fn sweep_catches_a_wrong_errno() {
-    let res = std::panic::catch_unwind(|| sweep("wrong errno", CAPS, sc_wrong_errno));
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let res = std::panic::catch_unwind(|| sweep_locked("wrong errno", CAPS, sc_wrong_errno));
     let err = res.expect_err("the wrong errno went unnoticed");
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("failed the step with"), "{msg}");
