@@ -1521,6 +1521,85 @@ fn sc_access_holds_ioas(r: &mut Run) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The device the real-driver scenarios bind: made before the sweep's baseline,
+/// since its group's default domain lives as long as it does.
+static DRIVER_DEVICE: Mutex<Option<(Arc<iommu::Device>, u64)>> = Mutex::new(None);
+
+/// A device of a real-format driver (VT-d, SMMUv3) bound through the library
+/// API (`BoundDevice`, what VFIO uses), attached to an IOAS with mappings (the
+/// driver's page tables grow and shrink under injection), mapped into after
+/// attach, replaced onto a second IOAS, detached and unbound.
+fn sc_real_driver(r: &mut Run) -> Result<(), Errno> {
+    let (dev, base) = DRIVER_DEVICE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .expect("a driver device");
+    let buf = r.buffer(BUFFER_SIZE);
+    let fd = r.open()?;
+    let ioas = r.step("ioas alloc", || ioas_alloc(&fd))?;
+    let ioas2 = r.step("ioas alloc 2", || ioas_alloc(&fd))?;
+    r.step("map", || fd.map_fixed(ioas, buf, 64 * PAGE, base))?;
+    r.step("map 2", || fd.map_fixed(ioas2, buf, 32 * PAGE, base))?;
+    r.arm();
+    let bound = r.step("bind", || iommufd::BoundDevice::bind(&fd.file, &dev))?;
+    r.step("attach", || bound.attach(ioas))?;
+    r.step("map after attach", || {
+        fd.map_fixed(ioas, buf + 64 * PAGE, 256 * PAGE, base + (1 << 21))
+    })?;
+    r.step("replace", || bound.attach(ioas2))?;
+    r.step("unmap", || fd.unmap(ioas, base, 64 * PAGE))?;
+    r.step("replace back", || bound.attach(ioas))?;
+    let _ = fault::take_fired();
+    drop(bound);
+    assert_eq!(fault::take_fired(), None, "unbinding cannot fail");
+    r.step("unmap 2", || fd.unmap(ioas2, base, 32 * PAGE))?;
+    Ok(())
+}
+
+/// Sweeps [`sc_real_driver`] with a device made by `make`.
+fn sweep_real_driver(name: &'static str, make: fn() -> Arc<iommu::Device>) {
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    *DRIVER_DEVICE.lock().unwrap_or_else(|e| e.into_inner()) = Some((make(), 0x100_0000));
+    let points = sweep_locked(name, CAPS, sc_real_driver);
+    *DRIVER_DEVICE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    assert!(points > 0);
+}
+
+/// A device alone behind its own platform and IOMMU instance.
+fn probe_alone(ops: Arc<dyn iommu::IommuOps>, name: &str) -> Arc<iommu::Device> {
+    let platform = iommu::Platform::new(iommu::DefaultPolicy::Dma);
+    let desc = iommu::DeviceDesc {
+        name: name.into(),
+        ..Default::default()
+    };
+    platform.probe(&ops, desc).expect("probe")
+}
+
+#[test]
+fn real_driver_vtd() {
+    sweep_real_driver("real_driver_vtd", || {
+        let vtd = drivers::Vtd::new(drivers::VtdConfig::default()).expect("vtd");
+        vtd.add_device("nic", &[]);
+        probe_alone(vtd.ops(), "nic")
+    });
+}
+
+#[test]
+fn real_driver_smmuv3() {
+    sweep_real_driver("real_driver_smmuv3", || {
+        // As in 6.12: domain_alloc_user, so replace can add a domain to an IOAS
+        // with mappings before attaching it.
+        let smmu = drivers::SmmuV3::new(drivers::SmmuV3Config {
+            domain_alloc_user: true,
+            ..drivers::SmmuV3Config::default()
+        })
+        .expect("smmu");
+        smmu.add_device("gpu");
+        probe_alone(smmu.ops(), "gpu")
+    });
+}
+
 // ---- the sweeps --------------------------------------------------------------
 
 /// Accounting applies (the program lacks CAP_IPC_LOCK) so charges are swept too.
