@@ -29,6 +29,10 @@ use crate::mm::{AccountMode, UserMemory, PAGE_SIZE};
 use crate::object::Object;
 use crate::pages::{AreaSpan, Pages};
 
+/// Keys of areas in the page stores they share (COPY puts areas of several
+/// IOASes on one store), so unique across every io_pagetable.
+static NEXT_AREA_KEY: AtomicU64 = AtomicU64::new(1);
+
 /// Unmap retries on one area whose accesses do not let go (`EDEADLOCK` after).
 const MAX_UNMAP_TRIES: u32 = 100;
 
@@ -131,7 +135,6 @@ pub(crate) struct IoPagetable {
     domains: RwLock<DomainsState>,
     iova: RwLock<IovaState>,
     accesses: Mutex<BTreeMap<u32, AccessEntry>>,
-    next_area_key: AtomicU64,
 }
 
 impl IoPagetable {
@@ -147,7 +150,6 @@ impl IoPagetable {
                 disable_large_pages: false,
             }),
             accesses: Mutex::new(BTreeMap::new()),
-            next_area_key: AtomicU64::new(1),
         }
     }
 
@@ -296,7 +298,7 @@ impl IoPagetable {
             return Err(Errno::OVERFLOW);
         }
         let area = Area {
-            key: self.next_area_key.fetch_add(1, Ordering::Relaxed),
+            key: NEXT_AREA_KEY.fetch_add(1, Ordering::Relaxed),
             pages: None,
             page_offset,
             index: start_byte / PAGE_SIZE,
