@@ -11,8 +11,8 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/device.c` (v6.12).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::{AttachHandle, Cap, Device, ResvType};
 use uapi::Errno;

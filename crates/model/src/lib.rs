@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod exec;
 pub mod mem;
 pub mod model;

@@ -5,9 +5,9 @@ use crate::model::{Cmd, IoasM, Kind, Model, Obj, APERTURE, MOCK_PAGE, PAGE};
 use crate::op::{IovaSel, LenSel, ObjSel, Op, RangeSel, VaSel, NCTX};
 
 /// A user address no process maps (non-canonical).
-pub const BAD_VA: u64 = 0xdead_0000_0000_0000;
+pub(crate) const BAD_VA: u64 = 0xdead_0000_0000_0000;
 /// An fd number that is never an access fd.
-pub const BAD_FD: u32 = 1 << 30;
+pub(crate) const BAD_FD: u32 = 1 << 30;
 
 const IOVA_EDGES: [u64; 8] = [
     0,

@@ -16,9 +16,9 @@
 
 mod alloc;
 
+use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use iommu::{Domain, Prot};
 use itree::{IntervalTree, NodeId, Span};
@@ -31,7 +31,7 @@ use crate::pages::{AreaSpan, Pages};
 
 /// Keys of areas in the page stores they share (COPY puts areas of several
 /// IOASes on one store), so unique across every io_pagetable.
-static NEXT_AREA_KEY: AtomicU64 = AtomicU64::new(1);
+static NEXT_AREA_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Unmap retries on one area whose accesses do not let go (`EDEADLOCK` after).
 const MAX_UNMAP_TRIES: u32 = 100;
