@@ -110,15 +110,22 @@ pub struct ModelMm {
     host: HostMm,
     user_locked: AtomicU64,
     mm_locked: AtomicU64,
+    limit: u64,
 }
 
 impl ModelMm {
-    /// A fresh memory with zero charges.
+    /// A fresh memory with zero charges and a limit of [`LOCK_LIMIT_PAGES`].
     pub fn new() -> Arc<ModelMm> {
+        ModelMm::with_limit(LOCK_LIMIT_PAGES)
+    }
+
+    /// A fresh memory with zero charges and a limit of `limit` pages per mode.
+    pub fn with_limit(limit: u64) -> Arc<ModelMm> {
         Arc::new(ModelMm {
             host: HostMm::with_caps(CapOverrides::parse("-ipc_lock,+sys_resource")),
             user_locked: AtomicU64::new(0),
             mm_locked: AtomicU64::new(0),
+            limit,
         })
     }
 
@@ -173,8 +180,7 @@ impl UserMemory for ModelMm {
         if inc {
             counter
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                    cur.checked_add(npages)
-                        .filter(|&new| new <= LOCK_LIMIT_PAGES)
+                    cur.checked_add(npages).filter(|&new| new <= self.limit)
                 })
                 .map(|_| ())
                 .map_err(|_| Errno::NOMEM)
