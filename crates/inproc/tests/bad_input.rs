@@ -376,6 +376,13 @@ fn errno_table() {
         cases.len(),
         failures.len()
     );
+    if let Some(path) = std::env::var_os("ERRNO_TABLE_DUMP") {
+        let lines: Vec<String> = cases
+            .iter()
+            .map(|c| format!("{}|{:?}", c.name, c.expect))
+            .collect();
+        std::fs::write(path, lines.join("\n") + "\n").expect("dump");
+    }
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",
