@@ -30,7 +30,7 @@ fn reference(bitmap: u64, iova: u64, pa: u64, size: u64) -> Option<(u64, u64)> {
 fn pgsize_is_exact_at_8_bits() {
     for bitmap in 1u64..=255 {
         for iova in 0u64..=255 {
-            for pa in [iova, 0, iova ^ 0x10, 0x80] {
+            for pa in [iova, iova ^ 0x10] {
                 for size in 1u64..=255 {
                     let Some(want) = reference(bitmap, iova, pa, size) else {
                         continue;
