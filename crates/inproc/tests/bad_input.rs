@@ -410,3 +410,237 @@ fn fixture_is_what_the_table_assumes() {
     assert_eq!(s.compat, Ok(f.v_ioas));
     let _ = TestMockDomainFlags::new_zeroed();
 }
+
+// ---- stray output bytes ------------------------------------------------------
+
+const CANARY: u8 = 0xa5;
+
+/// Issues command `nr` with `input` (its `sizeof` bytes) at user sizes `min`,
+/// exact and `sizeof + 16` (zero tail), with canary bytes behind the user's
+/// size. Only the documented output ranges `outs` may change; nothing at or
+/// beyond the user's size may be written. Returns the outputs of the exact call.
+fn stray_check(
+    fd: &Fd,
+    nr: u32,
+    input: &[u8],
+    min: usize,
+    outs: &[(usize, usize)],
+    mut each: impl FnMut(&[u8]),
+) {
+    let ksize = input.len();
+    for size in [min, ksize, ksize + 16] {
+        let mut buf = vec![CANARY; size + 64];
+        let n = size.min(ksize);
+        buf[..n].copy_from_slice(&input[..n]);
+        buf[..4].copy_from_slice(&(size as u32).to_ne_bytes());
+        buf[n..size].fill(0);
+        let before = buf.clone();
+        let r = fd.ioctl_ptr(nr, buf.as_mut_ptr() as u64);
+        assert!(r.is_ok(), "cmd {nr:#x} size {size}: {r:?}");
+        for i in 0..buf.len() {
+            let out = i < n && outs.iter().any(|&(o, l)| (o..o + l).contains(&i));
+            if !out {
+                assert_eq!(
+                    buf[i], before[i],
+                    "cmd {nr:#x} at user size {size}: byte {i} changed"
+                );
+            }
+        }
+        each(&buf[..n]);
+    }
+}
+
+fn bytes<T: zerocopy::IntoBytes + zerocopy::Immutable>(v: &T) -> Vec<u8> {
+    zerocopy::IntoBytes::as_bytes(v).to_vec()
+}
+
+#[test]
+fn output_structs_have_no_stray_bytes() {
+    use uapi::ioctl::*;
+    use uapi::*;
+    let f = Fix::new();
+    // IOAS_ALLOC: each call makes an IOAS; destroy them after.
+    let mut ids = Vec::new();
+    stray_check(
+        &f.a,
+        IOMMU_IOAS_ALLOC,
+        &bytes(&IoasAlloc::new_zeroed()),
+        12,
+        &[(8, 4)],
+        |b| {
+            ids.push(u32::from_ne_bytes(b[8..12].try_into().unwrap()));
+        },
+    );
+    for id in ids {
+        f.a.destroy(id).unwrap();
+    }
+    // IOVA_RANGES, with an array whose unused entries must stay untouched.
+    let mut arr = vec![CANARY; 4 * 16];
+    let mut c = IoasIovaRanges::new_zeroed();
+    c.ioas_id = f.ioas;
+    c.num_iovas = 4;
+    c.allowed_iovas = arr.as_mut_ptr() as u64;
+    stray_check(
+        &f.a,
+        IOMMU_IOAS_IOVA_RANGES,
+        &bytes(&c),
+        32,
+        &[(8, 4), (24, 8)],
+        |b| {
+            assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 1);
+        },
+    );
+    assert_eq!(&arr[..8], &APERTURE.to_ne_bytes());
+    assert!(
+        arr[16..].iter().all(|&x| x == CANARY),
+        "unused range entries written"
+    );
+    // MAP (automatic IOVA) and UNMAP of what it mapped.
+    let mut m = IoasMap::new_zeroed();
+    m.ioas_id = f.ioas2;
+    m.flags = support::RW;
+    m.user_va = f.buf.addr();
+    m.length = PAGE;
+    let mut iovas = Vec::new();
+    stray_check(&f.a, IOMMU_IOAS_MAP, &bytes(&m), 40, &[(32, 8)], |b| {
+        iovas.push(u64::from_ne_bytes(b[32..40].try_into().unwrap()));
+    });
+    // COPY each of them back to an automatic IOVA.
+    let mut cp = IoasCopy::new_zeroed();
+    cp.dst_ioas_id = f.ioas2;
+    cp.src_ioas_id = f.ioas2;
+    cp.flags = support::RW;
+    cp.length = PAGE;
+    cp.src_iova = iovas[0];
+    stray_check(&f.a, IOMMU_IOAS_COPY, &bytes(&cp), 40, &[(24, 8)], |b| {
+        iovas.push(u64::from_ne_bytes(b[24..32].try_into().unwrap()));
+    });
+    for iova in iovas {
+        let mut u = IoasUnmap::new_zeroed();
+        u.ioas_id = f.ioas2;
+        u.iova = iova;
+        u.length = PAGE;
+        // One call per IOVA (at the exact size and with canaries behind it).
+        let mut buf = bytes(&u);
+        buf[..4].copy_from_slice(&24u32.to_ne_bytes());
+        buf.extend([CANARY; 16]);
+        let before = buf.clone();
+        f.a.ioctl_ptr(IOMMU_IOAS_UNMAP, buf.as_mut_ptr() as u64)
+            .unwrap();
+        assert_eq!(buf[..16], before[..16], "UNMAP changed its inputs");
+        assert_eq!(buf[24..], before[24..], "UNMAP wrote beyond its size");
+        assert_eq!(u64::from_ne_bytes(buf[16..24].try_into().unwrap()), PAGE);
+    }
+    // OPTION get: only val64 comes back.
+    let mut o = IommuOption::new_zeroed();
+    o.option_id = IOMMU_OPTION_HUGE_PAGES;
+    o.op = IOMMU_OPTION_OP_GET;
+    o.object_id = f.ioas;
+    stray_check(&f.a, IOMMU_OPTION, &bytes(&o), 24, &[(16, 8)], |b| {
+        assert_eq!(u64::from_ne_bytes(b[16..24].try_into().unwrap()), 1);
+    });
+    // VFIO_IOAS get.
+    let mut v = VfioIoas::new_zeroed();
+    v.op = IOMMU_VFIO_IOAS_GET;
+    stray_check(&f.v, IOMMU_VFIO_IOAS, &bytes(&v), 12, &[(4, 4)], |b| {
+        assert_eq!(u32::from_ne_bytes(b[4..8].try_into().unwrap()), f.v_ioas);
+    });
+    // HWPT_ALLOC (min size 24: the data fields read as zero).
+    let mut h = HwptAlloc::new_zeroed();
+    h.dev_id = f.idev;
+    h.pt_id = f.ioas;
+    let mut hwpts = Vec::new();
+    stray_check(&f.a, IOMMU_HWPT_ALLOC, &bytes(&h), 24, &[(16, 4)], |b| {
+        hwpts.push(u32::from_ne_bytes(b[16..20].try_into().unwrap()));
+    });
+    for id in hwpts {
+        f.a.destroy(id).unwrap();
+    }
+    // GET_HW_INFO: a 16-byte data buffer for the mock's 8 bytes: the rest is zeroed,
+    // nothing beyond it written.
+    let mut data = vec![CANARY; 32];
+    let mut hi = HwInfo::new_zeroed();
+    hi.dev_id = f.idev;
+    hi.data_len = 16;
+    hi.data_uptr = data.as_mut_ptr() as u64;
+    stray_check(
+        &f.a,
+        IOMMU_GET_HW_INFO,
+        &bytes(&hi),
+        32,
+        &[(12, 4), (24, 5), (32, 8)],
+        |b| {
+            assert_eq!(&b[29..32], &[0, 0, 0], "__reserved of GET_HW_INFO");
+        },
+    );
+    assert_eq!(&data[8..16], &[0; 8], "data buffer tail not zeroed");
+    assert!(
+        data[16..].iter().all(|&x| x == CANARY),
+        "data buffer overrun"
+    );
+    // FAULT_QUEUE_ALLOC.
+    let mut fds = Vec::new();
+    stray_check(
+        &f.a,
+        IOMMU_FAULT_QUEUE_ALLOC,
+        &bytes(&FaultAlloc::new_zeroed()),
+        16,
+        &[(8, 8)],
+        |b| {
+            fds.push(u32::from_ne_bytes(b[12..16].try_into().unwrap()));
+        },
+    );
+    for fd in fds {
+        inproc::FdTable::global().close(fd as i32).unwrap();
+    }
+    // TEST_CMD MOCK_DOMAIN (min size 68): only the three IDs come back.
+    let mut t = TestCmd::new(f.ioas2 + 100, &TestMockDomain::new_zeroed());
+    t.id = f.ioas;
+    let mut stdevs = Vec::new();
+    stray_check(&f.a, IOMMU_TEST_CMD, &bytes(&t), 68, &[(16, 12)], |b| {
+        stdevs.push(u32::from_ne_bytes(b[16..20].try_into().unwrap()));
+    });
+    for id in stdevs {
+        f.a.destroy(id).unwrap();
+    }
+    // HWPT_INVALIDATE writes back entry_num only.
+    let e = HwptInvalidateSelftest {
+        flags: 0,
+        iotlb_id: 1,
+    };
+    let mut inv = HwptInvalidate::new_zeroed();
+    inv.hwpt_id = f.nested;
+    inv.data_uptr = zerocopy::IntoBytes::as_bytes(&e).as_ptr() as u64;
+    inv.data_type = IOMMU_HWPT_INVALIDATE_DATA_SELFTEST;
+    inv.entry_len = 8;
+    inv.entry_num = 1;
+    stray_check(
+        &f.a,
+        IOMMU_HWPT_INVALIDATE,
+        &bytes(&inv),
+        32,
+        &[(24, 4)],
+        |b| {
+            assert_eq!(u32::from_ne_bytes(b[24..28].try_into().unwrap()), 1);
+        },
+    );
+}
+
+#[test]
+fn vfio_get_info_never_writes_beyond_argsz() {
+    use uapi::ioctl::VFIO_IOMMU_GET_INFO;
+    let f = Fix::new();
+    for argsz in [16u32, 20, 24, 32, 39, 40, 56, 71, 72, 100] {
+        let mut buf = vec![CANARY; 160];
+        buf[..4].copy_from_slice(&argsz.to_ne_bytes());
+        buf[4..16].fill(0);
+        f.v.ioctl_ptr(VFIO_IOMMU_GET_INFO, buf.as_mut_ptr() as u64)
+            .unwrap();
+        let total = u32::from_ne_bytes(buf[..4].try_into().unwrap());
+        assert_eq!(total, 72, "argsz reports the full size");
+        assert!(
+            buf[(argsz as usize).max(16)..].iter().all(|&x| x == CANARY),
+            "GET_INFO wrote beyond argsz {argsz}"
+        );
+    }
+}
