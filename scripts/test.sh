@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace --quiet
 
+step "reliability suite, CI-bounded (model, shuttle, stress, fuzz)"
+./scripts/reliability.sh --quick
+
 step "cargo build --release"
 cargo build --release --quiet
 
