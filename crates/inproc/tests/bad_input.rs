@@ -14,7 +14,6 @@
 
 #![allow(missing_docs, unreachable_pub)]
 
-#[allow(unused_imports)]
 mod support;
 
 #[path = "bad_input/table.rs"]
@@ -143,6 +142,12 @@ fn create_access(fd: &Fd, ioas: u32, flags: u32) -> u32 {
         .out_access_fd
 }
 
+impl Default for Fix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Fix {
     pub fn new() -> Fix {
         let mm = Arc::new(CountMm {
@@ -256,10 +261,13 @@ impl Drop for Fix {
     }
 }
 
+/// IOVA_RANGES: (holes, alignment).
+type Ranges = Result<(Vec<(u64, u64)>, u64), Errno>;
+
 /// Everything observable the cases must not change.
 #[derive(Debug, PartialEq, Eq)]
 struct Snap {
-    ranges: Vec<Result<(Vec<(u64, u64)>, u64), Errno>>,
+    ranges: Vec<Ranges>,
     huge: Vec<Result<u64, Errno>>,
     pins: Vec<u32>,
     locked: u64,

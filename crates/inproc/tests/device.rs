@@ -623,8 +623,10 @@ fn fault_queue_read_write_and_destroy() {
     );
     resp.cookie = 1;
     resp.code = 2;
+    let resp_addr = &mut resp as *mut HwptPageResponse as u64;
     assert_eq!(file.write(resp_addr, 8), Err(Errno::INVAL), "unknown code");
     resp.code = 0;
+    let resp_addr = &mut resp as *mut HwptPageResponse as u64;
     assert_eq!(file.write(resp_addr, 8), Ok(8));
     assert_eq!(
         file.write(resp_addr, 8),

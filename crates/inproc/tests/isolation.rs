@@ -4,7 +4,6 @@
 //! returned. (Exact locked-page counts after every operation are checked by the
 //! model-based state-machine test, crates/model.)
 
-#[allow(unused_imports)]
 mod support;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,7 +15,7 @@ fn reference(iova: u64, length: u64, page_size: u64, alignment: u64) -> Result<(
     }
     // The end may be 2^64, which the kernel's unsigned long wraps to 0.
     let end = (end % (1u128 << 64)) as u64;
-    if iova % alignment != 0 || end % alignment != 0 {
+    if !iova.is_multiple_of(alignment) || !end.is_multiple_of(alignment) {
         return Err(Errno::INVAL);
     }
     if page_size == 0 {

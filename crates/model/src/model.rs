@@ -765,7 +765,9 @@ impl Model {
     /// Every area of `ioas` conforms to alignment `new`.
     fn areas_aligned(ioas: &IoasM, new: u64) -> bool {
         ioas.areas.iter().all(|(&a, area)| {
-            a % new == 0 && (area.last - a + 1) % new == 0 && (area.start_byte % PAGE) % new == 0
+            a % new == 0
+                && (area.last - a + 1) % new == 0
+                && (area.start_byte % PAGE).is_multiple_of(new)
         })
     }
 
@@ -846,14 +848,14 @@ impl Model {
     ) -> Result<u64, Errno> {
         let ioas = self.ctxs[ctx].ioas(ioas_id).expect("IOAS");
         let align = self.alignment(ioas);
-        if len == 0 || len % align != 0 {
+        if len == 0 || !len.is_multiple_of(align) {
             return Err(Errno::INVAL);
         }
         let iova = if flags & 1 == 0 {
             let (store, start_byte, _) = pieces[0];
             self.alloc_iova(ioas, self.stores[store].base + start_byte, len)?
         } else {
-            if iova % align != 0 {
+            if !iova.is_multiple_of(align) {
                 return Err(Errno::INVAL);
             }
             let last = iova.checked_add(len - 1).ok_or(Errno::OVERFLOW)?;
@@ -880,7 +882,7 @@ impl Model {
             if write && !self.stores[store].writable {
                 return Err(Errno::PERM);
             }
-            if (start_byte % PAGE) % align != 0 {
+            if !(start_byte % PAGE).is_multiple_of(align) {
                 return Err(Errno::INVAL);
             }
             let last = cur.checked_add(plen - 1).ok_or(Errno::OVERFLOW)?;
@@ -1318,9 +1320,9 @@ impl Model {
     }
 
     fn check_map(&self, ctx: usize, hwpt: u32, mut iova: u64, len: u64, mut uptr: u64) -> Outcome {
-        if iova % MOCK_PAGE != 0
-            || len % MOCK_PAGE != 0
-            || uptr % MOCK_PAGE != 0
+        if !iova.is_multiple_of(MOCK_PAGE)
+            || !len.is_multiple_of(MOCK_PAGE)
+            || !uptr.is_multiple_of(MOCK_PAGE)
             || uptr.checked_add(len).is_none()
         {
             return err(Errno::INVAL);
@@ -1343,7 +1345,10 @@ impl Model {
     }
 
     fn check_refs(&self, uptr: u64, len: u64, refs: u32) -> Outcome {
-        if len % PAGE != 0 || uptr % PAGE != 0 || uptr.checked_add(len).is_none() {
+        if !len.is_multiple_of(PAGE)
+            || !uptr.is_multiple_of(PAGE)
+            || uptr.checked_add(len).is_none()
+        {
             return err(Errno::INVAL);
         }
         let (pins, _) = self.pins_and_locked();
@@ -1430,7 +1435,7 @@ impl Model {
             let start = area.start_byte + (cur - a);
             let final_piece = area.last >= last;
             let area_end = area.start_byte + (area.last - a);
-            if start % PAGE != 0 || (!final_piece && area_end % PAGE != PAGE - 1) {
+            if !start.is_multiple_of(PAGE) || (!final_piece && area_end % PAGE != PAGE - 1) {
                 return err(Errno::INVAL);
             }
             if !(if write { area.write } else { area.read }) {

@@ -123,7 +123,7 @@ impl Model {
                 };
                 let units = (len / unit).max(1);
                 let off = u64::from(b) % units.min(MAX_LEN_PAGES);
-                let cnt = (u64::from(c) % (units - off).min(MAX_LEN_PAGES)).max(0) + 1;
+                let cnt = (u64::from(c) % (units - off).min(MAX_LEN_PAGES)) + 1;
                 (s + off * unit, (cnt * unit).min(len - off * unit))
             }
             3 => raw,

@@ -1284,7 +1284,7 @@ fn invalidate(t: &mut Table) {
             format!("INVALIDATE: entry_len {len}"),
             Errno::INVAL,
             move |f| {
-                let e = vec![0u8; 16];
+                let e = [0u8; 16];
                 i(f, f.nested, e.as_ptr() as u64, ty, len, 1, 0)
             },
         );
@@ -1554,7 +1554,8 @@ fn test_cmd(t: &mut Table) {
         },
     );
     // Access fds
-    let bad_fds: [(&str, fn(&Fix) -> u32); 4] = [
+    type FdOf = fn(&Fix) -> u32;
+    let bad_fds: [(&str, FdOf); 4] = [
         ("fd never opened", |_| 1 << 30),
         ("fd -1", |_| u32::MAX),
         ("fd 0 (not emulated)", |_| 0),

@@ -11,8 +11,7 @@ use crate::iopt::IovaState;
 /// `check_range` in u128: the aligned start (with the page offset ORed in) if it
 /// lies below `last` with `length - 1` bytes behind it.
 fn reference(start: u64, last: u64, length: u64, align: u64, off: u64) -> Option<u64> {
-    let aligned =
-        (u128::from(start) + u128::from(align) - 1) / u128::from(align) * u128::from(align);
+    let aligned = u128::from(start).div_ceil(u128::from(align)) * u128::from(align);
     if aligned > u128::from(u64::MAX) {
         return None;
     }
@@ -94,7 +93,7 @@ fn check_reference(
     iova: u64,
     length: u64,
 ) -> Result<(), Errno> {
-    if iova % alignment != 0 {
+    if !iova.is_multiple_of(alignment) {
         return Err(Errno::INVAL);
     }
     let last = u128::from(iova) + u128::from(length) - 1;

@@ -120,7 +120,7 @@ impl Pages {
     }
 
     /// Number of pinned indices (`npinned`).
-    #[cfg_attr(not(test), allow(dead_code))]
+    #[allow(dead_code)]
     pub(crate) fn npinned(&self) -> u64 {
         self.lock().pfns.npages()
     }
