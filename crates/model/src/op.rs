@@ -221,7 +221,7 @@ pub fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A proptest strategy for a sequence of up to `max` ops.
-pub fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
-    prop::collection::vec(op(), 1..=max)
+/// A proptest strategy for a sequence of `min..=max` ops.
+pub fn ops(min: usize, max: usize) -> impl Strategy<Value = Vec<Op>> {
+    prop::collection::vec(op(), min.clamp(1, max)..=max)
 }

@@ -5,7 +5,9 @@
 //! `state_machine.proptest-regressions`.
 //!
 //! `MODEL_CASES` sets the number of cases (default 256; the full reliability
-//! run uses 10,000), `MODEL_STEPS` the longest sequence (default 64).
+//! run uses 10,000), `MODEL_STEPS` the longest sequence (default 64) and
+//! `MODEL_MIN_STEPS` the shortest (default 1, so that shrinking can drop ops;
+//! the full run uses 64).
 
 use model::{ops, run};
 use proptest::prelude::*;
@@ -22,6 +24,7 @@ fn env(name: &str, default: u32) -> u32 {
 fn implementation_matches_model() {
     let cases = env("MODEL_CASES", 256);
     let steps = env("MODEL_STEPS", 64) as usize;
+    let min_steps = env("MODEL_MIN_STEPS", 1) as usize;
     let mut runner = TestRunner::new(Config {
         cases,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
@@ -31,7 +34,9 @@ fn implementation_matches_model() {
         source_file: Some(file!()),
         ..Config::default()
     });
-    let result = runner.run(&ops(steps), |ops| run(&ops).map_err(TestCaseError::fail));
+    let result = runner.run(&ops(min_steps, steps), |ops| {
+        run(&ops).map_err(TestCaseError::fail)
+    });
     if std::env::var_os("MODEL_STATS").is_some() {
         for (k, v) in model::exec::STATS.lock().unwrap().iter() {
             eprintln!("{v:8} {k}");

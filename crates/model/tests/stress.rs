@@ -66,7 +66,7 @@ fn worker(
     f: Arc<iommufd::IommufdFile>,
     junk: Arc<iommufd::IommufdFile>,
     shared: u32,
-) -> Duration {
+) -> (Duration, Arena) {
     let mut max = Duration::ZERO;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let arena = Arena::new();
@@ -219,9 +219,8 @@ fn worker(
     for p in 32..ARENA_PAGES {
         assert_eq!(host::pins::count(base + p * PAGE), 0);
     }
-    // Keep the arena mapped until the context is closed.
-    std::mem::forget(arena);
-    max
+    // The arena stays mapped until the context is closed.
+    (max, arena)
 }
 
 #[test]
@@ -240,14 +239,24 @@ fn stress_with_invariants() {
             std::thread::spawn(move || worker(t, ops, f, junk, shared))
         })
         .collect();
-    let max = handles
+    let (times, arenas): (Vec<Duration>, Vec<Arena>) = handles
         .into_iter()
         .map(|h| h.join().expect("worker"))
-        .max()
-        .unwrap_or_default();
+        .unzip();
+    let max = times.into_iter().max().unwrap_or_default();
     client::destroy(&f, stdev).unwrap();
     drop(f);
     drop(junk);
+    for a in &arenas {
+        for p in 0..ARENA_PAGES {
+            assert_eq!(
+                host::pins::count(a.base() + p * PAGE),
+                0,
+                "pinned after close"
+            );
+        }
+    }
+    drop(arenas);
     assert_eq!(mm.locked(), (0, 0), "pages still charged after close");
     eprintln!(
         "stress: {threads} threads x {ops} ops in {:?}; longest request {max:?}",

@@ -6,7 +6,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use iommufd::{AccessHandle, AccessOps};
 use model::client::{self, FIXED_RW};
@@ -20,7 +20,7 @@ const IOVA: u64 = 1 << 24;
 struct Stubborn {
     ignore: u32,
     calls: AtomicU32,
-    handle: OnceLock<AccessHandle>,
+    handle: Mutex<Option<AccessHandle>>,
     pinned: Mutex<Vec<(u64, u64)>>,
 }
 
@@ -33,7 +33,9 @@ impl AccessOps for Stubborn {
         if self.calls.fetch_add(1, Ordering::AcqRel) < self.ignore {
             return;
         }
-        let h = self.handle.get().expect("handle");
+        let h = self.handle.lock().unwrap();
+        // No handle while the test holds it (or destroys it).
+        let Some(h) = h.as_ref() else { return };
         for (iova, len) in self.pinned.lock().unwrap().drain(..) {
             h.unpin_pages(iova, len);
         }
@@ -57,7 +59,7 @@ fn setup(
     let ops = Arc::new(Stubborn {
         ignore,
         calls: AtomicU32::new(0),
-        handle: OnceLock::new(),
+        handle: Mutex::new(None),
         pinned: Mutex::new(Vec::new()),
     });
     let dyn_ops: Arc<dyn AccessOps> = ops.clone();
@@ -65,7 +67,7 @@ fn setup(
     h.attach(ioas).unwrap();
     h.pin_pages(IOVA, 2 * PAGE, true).unwrap();
     ops.pinned.lock().unwrap().push((IOVA, 2 * PAGE));
-    assert!(ops.handle.set(h).is_ok());
+    *ops.handle.lock().unwrap() = Some(h);
     (arena, mm, f, ioas, ops)
 }
 
@@ -76,7 +78,8 @@ fn unmap_retries_until_the_access_lets_go() {
     assert_eq!(client::unmap(&f, ioas, IOVA, 4 * PAGE), Ok(4 * PAGE));
     assert_eq!(ops.calls.load(Ordering::Acquire), 100);
     client::check_refs(&f, arena.base(), 4 * PAGE, 0).unwrap();
-    ops.handle.get().unwrap().detach();
+    let h = ops.handle.lock().unwrap().take().unwrap();
+    h.destroy();
     drop(f);
     assert_eq!(mm.locked(), (0, 0));
 }
@@ -101,15 +104,17 @@ fn unmap_gives_up_with_edeadlock() {
     assert_eq!(ops.calls.load(Ordering::Acquire), 101);
     // The area survives, still pinned, and refuses new pins while flagged.
     client::check_refs(&f, arena.base(), 2 * PAGE, 1).unwrap();
-    let h = ops.handle.get().unwrap();
+    let h = ops.handle.lock().unwrap().take().unwrap();
     assert_eq!(h.pin_pages(IOVA, PAGE, false), Err(Errno::INVAL));
     let mut buf = [0u8; 8];
     assert_eq!(h.rw(IOVA, &mut buf, 0), Err(Errno::INVAL));
     // Once the access lets go the area can be unmapped.
     h.unpin_pages(IOVA, 2 * PAGE);
     ops.pinned.lock().unwrap().clear();
+    *ops.handle.lock().unwrap() = Some(h);
     assert_eq!(client::unmap(&f, ioas, IOVA, 4 * PAGE), Ok(4 * PAGE));
-    h.detach();
+    let h = ops.handle.lock().unwrap().take().unwrap();
+    h.destroy();
     drop(f);
     client::check_refs(&client::open(&mm), arena.base(), 4 * PAGE, 0).unwrap();
     assert_eq!(mm.locked(), (0, 0));
