@@ -10,7 +10,9 @@
 //!
 //! `SHUTTLE_ITERS` sets the iterations per scheduler (default 200).
 //!
-//! Protocols: object users/shortterm refcounts against IOMMU_DESTROY (EBUSY
+//! Protocols: creation aborted at the copy-back racing another creation (the
+//! reserved ID is released, never leaked or handed out twice), object
+//! users/shortterm refcounts against IOMMU_DESTROY (EBUSY
 //! while referenced, exactly one destroy wins), destroy racing a device attach,
 //! unmap racing access pin and access read/write (the access's unmap callback,
 //! the retry loop), device unbind waiting for a concurrent lookup to drain,
@@ -262,5 +264,41 @@ fn close_races_ioctls() {
         assert!(r1.is_ok(), "{r1:?}");
         assert!(matches!(r2, Ok(()) | Err(Errno::BADFD)), "{r2:?}");
         assert_released(&arena, &mm);
+    });
+}
+
+#[test]
+fn aborted_creation_races_allocation() {
+    check(|| {
+        let mm = ModelMm::new();
+        let f = client::open(&mm);
+        // An IOAS_ALLOC whose struct is read-only: copied in, but the response
+        // cannot be written, so the new IOAS is aborted after its ID was taken.
+        let mut page = host::sys::Mmap::anon(
+            PAGE as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        )
+        .unwrap();
+        host::uaccess::copy_to_user(page.addr(), &12u32.to_ne_bytes()).unwrap();
+        page.protect(libc::PROT_READ).unwrap();
+        let arg = page.addr();
+        let f2 = f.clone();
+        let t = thread::spawn(move || f2.ioctl(uapi::ioctl::IOMMU_IOAS_ALLOC, arg));
+        let b = client::ioas_alloc(&f).unwrap();
+        assert_eq!(t.join().unwrap(), Err(Errno::FAULT));
+        // B got 1 or 2 (if the aborted one held 1 then); either way the
+        // aborted ID is free again and handed out lowest first.
+        assert!(b == 1 || b == 2, "{b}");
+        assert_eq!(client::ioas_alloc(&f).unwrap(), 3 - b);
+        client::destroy(&f, 1).unwrap();
+        client::destroy(&f, 2).unwrap();
+        // Nothing left in the table, not even a reservation: the accounting
+        // mode may be changed.
+        let mut o = <uapi::IommuOption as zerocopy::FromZeros>::new_zeroed();
+        o.option_id = uapi::IOMMU_OPTION_RLIMIT_MODE;
+        o.op = uapi::IOMMU_OPTION_OP_SET;
+        o.val64 = 1;
+        client::ioctl(&f, &mut o).unwrap();
     });
 }
