@@ -72,7 +72,16 @@ fn set_size<T: IoctlCmd>(cmd: &mut T) {
 impl Executor {
     /// Fresh contexts over a fresh arena.
     pub fn new() -> Executor {
-        let arena = Arena::new();
+        Executor::with_arena(Arena::new())
+    }
+
+    /// Fresh contexts over an arena placed `pages` pages past a 2 MiB boundary
+    /// (reproducible automatic IOVAs).
+    pub fn at(pages: u16) -> Executor {
+        Executor::with_arena(Arena::at(pages))
+    }
+
+    fn with_arena(arena: Arena) -> Executor {
         let mm = ModelMm::new();
         let model = Model::new(usize::from(NCTX), &arena);
         let mut ex = Executor {
@@ -439,11 +448,12 @@ impl Executor {
             let mut want: BTreeMap<u64, u8> = BTreeMap::new();
             let mut off = 0usize;
             while off < n {
-                let va = self
+                let (va, in_area) = self
                     .model
-                    .va_of(i, iova + off as u64)
+                    .va_run(i, iova + off as u64)
                     .ok_or("rw succeeded on an unmapped IOVA")?;
-                let chunk = ((PAGE - va % PAGE) as usize).min(n - off);
+                // Contiguous in user memory only within one area.
+                let chunk = (in_area.min((n - off) as u64)) as usize;
                 for (k, &b) in buf[off..off + chunk].iter().enumerate() {
                     if write {
                         want.insert(va + k as u64, b);
@@ -587,7 +597,16 @@ pub const PRELUDE: [Op; 3] = [
 /// # Errors
 /// The first mismatch or leak.
 pub fn run(ops: &[Op]) -> Result<(), String> {
-    let mut ex = Executor::new();
+    run_at(None, ops)
+}
+
+/// [`run`] with the arena placed `pages` pages past a 2 MiB boundary (`None`:
+/// wherever `mmap` puts it).
+///
+/// # Errors
+/// The first mismatch or leak.
+pub fn run_at(pages: Option<u16>, ops: &[Op]) -> Result<(), String> {
+    let mut ex = pages.map_or_else(Executor::new, Executor::at);
     for op in PRELUDE.iter().chain(ops) {
         ex.step(op).map_err(|m| m.to_string())?;
     }

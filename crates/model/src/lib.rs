@@ -16,5 +16,5 @@ pub mod model;
 pub mod op;
 mod resolve;
 
-pub use exec::{run, Executor, Mismatch};
+pub use exec::{run, run_at, Executor, Mismatch};
 pub use op::{op, ops, Op};

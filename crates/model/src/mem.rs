@@ -44,39 +44,68 @@ pub fn page_kind(index: u64) -> PageKind {
 /// The arena: [`ARENA_PAGES`] pages laid out as [`page_kind`] says.
 pub struct Arena {
     map: Mmap,
+    /// Offset of the arena in `map`.
+    offset: u64,
 }
 
+/// The span inside which [`Arena::at`] places the arena: the huge page size,
+/// which caps automatic IOVA alignment.
+const PLACEMENT: u64 = 2 << 20;
+
 impl Arena {
-    /// Maps a fresh arena.
+    /// Maps a fresh arena wherever `mmap` puts it.
     ///
     /// # Panics
     /// If `mmap`/`mprotect` fail.
     pub fn new() -> Arena {
+        Arena::place(None)
+    }
+
+    /// Maps a fresh arena whose base is `pages` pages past a 2 MiB boundary, so
+    /// that the alignment of its addresses (which automatic IOVA allocation
+    /// follows) is reproducible.
+    ///
+    /// # Panics
+    /// If `mmap`/`mprotect` fail.
+    pub fn at(pages: u16) -> Arena {
+        Arena::place(Some(u64::from(pages) % (PLACEMENT / PAGE_SIZE)))
+    }
+
+    fn place(pages: Option<u64>) -> Arena {
         let len = (ARENA_PAGES * PAGE_SIZE) as usize;
+        let extra = if pages.is_some() {
+            2 * PLACEMENT as usize
+        } else {
+            0
+        };
         let mut map = Mmap::anon(
-            len,
+            len + extra,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
         )
         .expect("mmap arena");
+        let offset = match pages {
+            None => 0,
+            Some(p) => map.addr().next_multiple_of(PLACEMENT) - map.addr() + p * PAGE_SIZE,
+        };
         // Touch every page so its content is defined, then protect by kind.
         let pattern: Vec<u8> = (0..len).map(|i| (i / 7) as u8).collect();
-        host::uaccess::copy_to_user(map.addr(), &pattern).expect("fill arena");
+        host::uaccess::copy_to_user(map.addr() + offset, &pattern).expect("fill arena");
         for i in 0..ARENA_PAGES {
             let prot = match page_kind(i) {
                 PageKind::Rw => continue,
                 PageKind::Ro => libc::PROT_READ,
                 PageKind::None => libc::PROT_NONE,
             };
-            map.protect_range((i * PAGE_SIZE) as usize, PAGE_SIZE as usize, prot)
+            map.protect_range((offset + i * PAGE_SIZE) as usize, PAGE_SIZE as usize, prot)
                 .expect("mprotect arena");
         }
-        Arena { map }
+        Arena { map, offset }
     }
 
     /// Address of the first byte.
     pub fn base(&self) -> u64 {
-        self.map.addr()
+        self.map.addr() + self.offset
     }
 
     /// The arena page index of `va`, if inside.

@@ -567,6 +567,17 @@ impl Model {
         holes(&used, 0, u64::MAX)
     }
 
+    /// The VA that backs `iova` in `ioas` and the bytes left in its area, if mapped.
+    pub fn va_run(&self, ioas: &IoasM, iova: u64) -> Option<(u64, u64)> {
+        let (&a, area) = ioas.areas.range(..=iova).next_back()?;
+        (iova <= area.last).then(|| {
+            let va = self.stores[area.store]
+                .base
+                .wrapping_add(area.start_byte + (iova - a));
+            (va, area.last - iova + 1)
+        })
+    }
+
     /// The VA that backs `iova` in `ioas`, if mapped.
     pub fn va_of(&self, ioas: &IoasM, iova: u64) -> Option<u64> {
         let (&a, area) = ioas.areas.range(..=iova).next_back()?;

@@ -1,7 +1,9 @@
 //! Property state-machine test: random sequences of up to 64 ops over three
 //! contexts run on the implementation and on the reference model, compared after
 //! every op (errno, outputs, pins on every page, charged pages), and checked for
-//! leaks after closing everything. Shrinking is on; failing seeds are kept in
+//! leaks after closing everything. The arena's placement relative to a 2 MiB
+//! boundary (which automatic IOVAs follow) is part of each case, so every case
+//! replays exactly. Shrinking is on; failing seeds are kept in
 //! `state_machine.proptest-regressions`.
 //!
 //! `MODEL_CASES` sets the number of cases (default 256; the full reliability
@@ -9,7 +11,7 @@
 //! `MODEL_MIN_STEPS` the shortest (default 1, so that shrinking can drop ops;
 //! the full run uses 64).
 
-use model::{ops, run};
+use model::{ops, run_at};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
@@ -34,8 +36,8 @@ fn implementation_matches_model() {
         source_file: Some(file!()),
         ..Config::default()
     });
-    let result = runner.run(&ops(min_steps, steps), |ops| {
-        run(&ops).map_err(TestCaseError::fail)
+    let result = runner.run(&(0u16..512, ops(min_steps, steps)), |(pages, ops)| {
+        run_at(Some(pages), &ops).map_err(TestCaseError::fail)
     });
     if std::env::var_os("MODEL_STATS").is_some() {
         for (k, v) in model::exec::STATS.lock().unwrap().iter() {
