@@ -47,7 +47,7 @@ timed "state machine" cargo test -q -p model --test state_machine --test regress
 step "stress: $STRESS_THREADS threads x $STRESS_OPS ops with invariants"
 timed "stress" cargo test -q -p model --test stress -- --nocapture
 
-step "shuttle model checks of the real code: $SHUTTLE_ITERS iterations x 2 schedulers x 7 protocols"
+step "shuttle model checks of the real code: $SHUTTLE_ITERS iterations x 2 schedulers x 8 protocols"
 timed "shuttle" env RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR="$ROOT/target/shuttle" \
     cargo test -q -p model --test shuttle
 
