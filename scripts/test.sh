@@ -33,6 +33,9 @@ sort "$report" | sed 's/^/  /'
 awk '{n++; p+=$2} END {printf "  %d scenarios, %d fault points swept\n", n, p}' "$report"
 rm -f "$report"
 
+step "reliability suite, CI-bounded (model, shuttle, stress, fuzz)"
+./scripts/reliability.sh --quick
+
 step "cargo build --release"
 cargo build --release --quiet
 
