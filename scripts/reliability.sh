@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # reliability.sh [--quick|--full] - the reliability suite (RELIABILITY.md):
 #
+#   * the fail-nth sweep: every fault point of every scenario (feature fault-inject)
 #   * property state-machine test against the reference model (crates/model)
 #   * model checking of the real code's concurrency protocols with shuttle
 #   * the unmap retry / EDEADLOCK protocol and replayed divergences
@@ -40,6 +41,19 @@ timed() {
     "$@"
     SUMMARY+=("$(printf '%-34s %5ds' "$name" $((SECONDS - t0)))")
 }
+
+step "fail-nth sweep: every scenario through every N until the injected failure stops firing"
+sweep() {
+    local report
+    report=$(mktemp)
+    FAIL_NTH_REPORT=$report cargo test -q -p inproc --test fail_nth --test leak_regressions \
+        --features fault-inject
+    sort "$report" | sed 's/^/  /'
+    SWEEP=$(awk '{n++; p+=$2} END {printf "%d scenarios, %d fault points swept", n, p}' "$report")
+    echo "  $SWEEP"
+    rm -f "$report"
+}
+timed "fail-nth sweep" sweep
 
 step "state machine vs reference model: $MODEL_CASES cases x $MODEL_MIN_STEPS-$MODEL_STEPS steps, 3 contexts"
 timed "state machine" cargo test -q -p model --test state_machine --test regressions --test unmap_retry
@@ -103,3 +117,4 @@ fi
 step "summary ($MODE)"
 printf '%s\n' "${SUMMARY[@]}"
 echo "fuzz executions: ${FUZZ_RUNS:-?}"
+echo "fail-nth sweep: ${SWEEP:-?}"
