@@ -492,6 +492,26 @@ fn hwpt_alloc_nested_for_a_driver_without_domain_alloc_user_is_eopnotsupp() {
     );
 }
 
+#[test]
+fn hwpt_alloc_paging_with_flags_for_a_driver_without_domain_alloc_user_is_eopnotsupp() {
+    let m = mock();
+    let smmu =
+        BoundDevice::bind(&m.fd.file, &smmu_device(drivers::SmmuV3Config::default())).unwrap();
+    assert_eq!(
+        hwpt_alloc(&m.fd, smmu.id(), m.ioas, NEST, 0, &[]),
+        Err(Errno::OPNOTSUPP)
+    );
+}
+
+#[test]
+fn a_device_of_another_platform_does_not_share_the_mock_devices_group_state() {
+    // Regression: group numbers were per platform, so the SMMUv3 device's group
+    // aliased the mock device's group in the context (and failed the MSI check).
+    let m = mock();
+    let dev = smmu_device(drivers::SmmuV3Config::default());
+    assert!(BoundDevice::bind(&m.fd.file, &dev).is_ok());
+}
+
 // ---- IOMMU_GET_HW_INFO, IOMMU_HWPT_GET_DIRTY_BITMAP, IOMMU_HWPT_INVALIDATE ----
 
 #[test]
