@@ -10,7 +10,7 @@
 //! `__iommu_device_set_domain`, DMA ownership, attach handles, PASID), v6.12.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -432,10 +432,37 @@ impl std::fmt::Debug for Group {
     }
 }
 
+/// Group numbers in use. They are process-wide, as the kernel's
+/// `iommu_group_ida` is system-wide: iommufd keys its per-group state by the
+/// number, so groups of two [`crate::Platform`]s must never share one.
+static GROUP_IDS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// The lowest free group number (`ida_alloc`).
+fn alloc_group_id() -> u32 {
+    let mut used = GROUP_IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let id = used
+        .iter()
+        .zip(0u32..)
+        .find(|&(&used, want)| used != want)
+        .map_or(used.len() as u32, |(_, want)| want);
+    used.insert(id);
+    id
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        GROUP_IDS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 impl Group {
-    pub(crate) fn new(id: u32) -> Group {
+    /// A new, empty group with the lowest free number.
+    pub(crate) fn new() -> Group {
         Group {
-            id,
+            id: alloc_group_id(),
             inner: Mutex::new(GroupInner {
                 devices: Vec::new(),
                 default_domain: None,

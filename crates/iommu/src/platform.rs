@@ -32,7 +32,6 @@ struct Inner {
     devices: BTreeMap<u64, Arc<Device>>,
     shared_groups: HashMap<(usize, u64), Weak<Group>>,
     next_dev_id: u64,
-    next_group_id: u32,
 }
 
 /// A set of IOMMU instances and their devices.
@@ -130,10 +129,7 @@ impl Platform {
                 .get(&(instance, k))
                 .and_then(Weak::upgrade)
         });
-        let group = existing.unwrap_or_else(|| {
-            inner.next_group_id += 1;
-            Arc::new(Group::new(inner.next_group_id - 1))
-        });
+        let group = existing.unwrap_or_else(|| Arc::new(Group::new()));
         for k in keys {
             inner
                 .shared_groups

@@ -196,6 +196,21 @@ fn group_platform_devices_sharing_a_stream_id_share_a_group() {
 }
 
 #[test]
+fn group_numbers_are_process_wide() {
+    let (p1, iommu1) = setup(Config::default());
+    let (p2, iommu2) = setup(Config::default());
+    let a = p1.probe(&iommu1.ops(), desc("a")).unwrap();
+    let b = p2.probe(&iommu2.ops(), desc("b")).unwrap();
+    assert_ne!(a.group().id(), b.group().id());
+    // A released number may be handed out again (the kernel's IDA), but never
+    // while its group lives.
+    p2.remove_device(&b);
+    drop(b);
+    let c = p2.probe(&iommu2.ops(), desc("c")).unwrap();
+    assert_ne!(c.group().id(), a.group().id());
+}
+
+#[test]
 fn group_groups_are_per_instance() {
     let p = Platform::new(DefaultPolicy::Dma);
     let i0 = TestIommu::new(Config::default());
