@@ -14,6 +14,7 @@ use uapi::Errno;
 
 use crate::arena::{Alloc, Arena};
 use crate::format::{Format, Geometry};
+use crate::iotlb::{Hit, Iotlb};
 use crate::log2;
 use crate::Prot;
 
@@ -59,6 +60,10 @@ pub struct PageTable<F: Format> {
     /// Bytes of live tables, readable without the lock.
     table_bytes: AtomicU64,
     pgsize_bitmap: u64,
+    /// The software IOTLB of [`PageTable::translate`]; every unmap invalidates it.
+    iotlb: Iotlb,
+    /// `geo.level_shift(level)` for each level, for the lock-free walk.
+    pub(crate) shifts: [u32; 8],
 }
 
 impl<F: Format> PageTable<F> {
@@ -81,6 +86,8 @@ impl<F: Format> PageTable<F> {
             writer: Mutex::new(alloc),
             dirty_tracking: AtomicBool::new(false),
             table_bytes: AtomicU64::new(table_bytes),
+            iotlb: Iotlb::default(),
+            shifts: std::array::from_fn(|l| geo.level_shift((l as u32).min(geo.levels - 1))),
         })
     }
 
@@ -271,6 +278,9 @@ impl<F: Format> PageTable<F> {
         let mut w = self.lock();
         let unmapped = self.unmap_walk(&mut w, iova, last);
         self.update_table_bytes(&w);
+        // Before the entries' tables can be reused and before returning: no
+        // translation that starts after this call can see the old leaves.
+        self.iotlb.invalidate();
         unmapped
     }
 
@@ -297,10 +307,59 @@ impl<F: Format> PageTable<F> {
     /// would: checks permission, sets the accessed flag and, on a write while dirty
     /// tracking is enabled, the dirty flag. Lock-free.
     ///
+    /// Hits in the software IOTLB (module `iotlb`) cost a few loads; every
+    /// [`Self::unmap_pages`] invalidates it before returning, so a translation
+    /// that starts after an unmap returned never sees the unmapped leaves. Writes
+    /// while dirty tracking is on always walk, so that the leaf's dirty flag is
+    /// set for each of them.
+    ///
     /// # Errors
     ///
     /// `ENOENT` if nothing maps `iova`; `EPERM` if the leaf forbids the access.
+    #[inline]
     pub fn translate(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
+        let needed = if write { Prot::WRITE } else { Prot::READ };
+        let walk_only = write && self.dirty_tracking.load(Ordering::Relaxed);
+        if !walk_only {
+            if let Some(hit) = self
+                .iotlb
+                .lookup(iova, self.geo.granule_lg2, self.shifts[1])
+            {
+                if hit.prot.contains(needed) {
+                    return Ok(Translation {
+                        pa: hit.pa + (iova & log2::low_mask(hit.size_lg2)),
+                        leaf_size: 1 << hit.size_lg2,
+                        prot: hit.prot,
+                    });
+                }
+            }
+        }
+        let gen = self.iotlb.epoch();
+        let t = self.translate_uncached(iova, write)?;
+        let size_lg2 = t.leaf_size.trailing_zeros();
+        let offset = iova & log2::low_mask(size_lg2);
+        let hit = Hit {
+            pa: t.pa - offset,
+            size_lg2,
+            prot: t.prot,
+        };
+        self.iotlb.insert(
+            gen,
+            iova,
+            iova - offset,
+            hit,
+            self.geo.granule_lg2,
+            self.shifts[1],
+        );
+        Ok(t)
+    }
+
+    /// [`Self::translate`] without the software IOTLB: always walks the table.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::translate`].
+    pub fn translate_uncached(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
         let track = self.dirty_tracking.load(Ordering::Relaxed);
         let (level, raw) = self.walk_update(iova, |raw, prot| {
             let needed = if write { Prot::WRITE } else { Prot::READ };

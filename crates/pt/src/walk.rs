@@ -38,7 +38,7 @@ impl<F: Format> PageTable<F> {
 
     #[inline]
     fn unit_of(&self, table_pa: u64) -> u64 {
-        table_pa >> self.arena.unit_bytes_lg2()
+        self.arena.unit_of(table_pa)
     }
 
     /// Lock-free walk to the leaf mapping `iova`: `(entry, level, raw value)`.
@@ -50,7 +50,8 @@ impl<F: Format> PageTable<F> {
         let mut level = self.geo.top_level();
         let mut table = self.arena.top();
         loop {
-            let entry = &table[self.index(iova, level, table.len())];
+            let shift = self.shifts[level as usize & 7];
+            let entry = &table[((iova >> shift) as usize) & (table.len() - 1)];
             let raw = entry.load(Ordering::Acquire);
             match self.fmt.entry_kind(level, raw) {
                 EntryKind::Empty => return None,
@@ -58,7 +59,7 @@ impl<F: Format> PageTable<F> {
                 EntryKind::Table if level == 0 => return None,
                 EntryKind::Table => {
                     level -= 1;
-                    table = self.arena.table_at(self.fmt.table_pa(raw))?.1;
+                    table = self.arena.table_slice_at(self.fmt.table_pa(raw))?;
                 }
             }
         }
