@@ -2,6 +2,7 @@
 //!
 //! `iommufd run -- PROGRAM [ARGS]` runs an unmodified program with
 //! `libiommufd_preload.so` preloaded, so its `/dev/iommu` is this implementation.
+//! `iommufd platform [--file FILE] [--toml]` probes a platform description.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -10,6 +11,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+
+mod platform;
 
 /// The preload library's file name, installed next to this binary.
 const PRELOAD_LIB: &str = "libiommufd_preload.so";
@@ -46,6 +49,16 @@ enum Cmd {
         /// Only benchmarks whose name contains NAME (e.g. b5, translate).
         #[arg(long, value_name = "NAME")]
         filter: Option<String>,
+    },
+    /// Probe a platform description (default: the built-in one) and print its
+    /// IOMMU instances, devices, groups, default domains and reserved regions.
+    Platform {
+        /// A platform description in TOML.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Print the description as TOML instead (defaults filled in).
+        #[arg(long)]
+        toml: bool,
     },
 }
 
@@ -93,5 +106,6 @@ fn main() -> Result<()> {
             println!("{}", preload_lib()?.display());
             Ok(())
         }
+        Cmd::Platform { file, toml } => platform::run(file.as_deref(), toml),
     }
 }

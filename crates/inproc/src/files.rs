@@ -120,6 +120,12 @@ impl FdTable {
         self.read().get(&fd).cloned()
     }
 
+    /// `(emulated fds, reserved fds)`, for leak checks in tests.
+    #[doc(hidden)]
+    pub fn debug_counts(&self) -> (usize, usize) {
+        (self.read().len(), self.reserved().len())
+    }
+
     /// Locks the table for an update.
     pub fn lock(&self) -> TableGuard<'_> {
         TableGuard {
@@ -152,6 +158,7 @@ impl FdTable {
     /// # Errors
     /// The errno of `eventfd(2)` (`EMFILE`, ...).
     pub fn new_backing_fd(readable: bool, cloexec: bool) -> Result<OwnedFd, Errno> {
+        fault::fail_point!(fault::Site::FdAlloc, Errno::NOMEM);
         let fd = host::sys::eventfd(u32::from(readable), false)?;
         if !cloexec {
             host::sys::set_cloexec(fd.as_fd(), false)?;

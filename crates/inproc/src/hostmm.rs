@@ -136,14 +136,17 @@ fn uncharge(counter: &AtomicU64, npages: u64) {
 
 impl UserMemory for HostMm {
     fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        fault::fail_point!(fault::Site::CopyFromUser, Errno::FAULT);
         host::uaccess::copy_from_user(dst, va)
     }
 
     fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
+        fault::fail_point!(fault::Site::CopyToUser, Errno::FAULT);
         host::uaccess::copy_to_user(va, src)
     }
 
     fn pin(&self, va: u64, npages: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
+        fault::fail_point!(fault::Site::Pin, Errno::NOMEM);
         let len = npages.checked_mul(PAGE_SIZE).ok_or(Errno::FAULT)?;
         for span in host::vma::check_range(va, len, write)? {
             out.push(PhysRun {
@@ -190,6 +193,7 @@ impl UserMemory for HostMm {
             AccountMode::Mm => &self.mm_locked_vm,
         };
         if inc {
+            fault::fail_point!(fault::Site::Account, Errno::NOMEM);
             charge(counter, npages, host::sys::rlimit_memlock() / PAGE_SIZE)
         } else {
             uncharge(counter, npages);

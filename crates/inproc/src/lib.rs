@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dma;
 pub mod files;
 mod hostmm;
 mod selftest;

@@ -613,21 +613,16 @@ fn fault_queue_read_write_and_destroy() {
         (3, dev, 1, 2, 3, 0xdeadbeaf, 0)
     );
     assert_eq!(r.cookie, 1);
-    let mut resp = HwptPageResponse { cookie: 7, code: 0 };
-    let resp_addr = &mut resp as *mut HwptPageResponse as u64;
-    assert_eq!(file.write(resp_addr, 7), Err(Errno::SPIPE));
+    let respond = |cookie: u32, code: u32, len: u64| {
+        let resp = HwptPageResponse { cookie, code };
+        file.write(&resp as *const HwptPageResponse as u64, len)
+    };
+    assert_eq!(respond(7, 0, 7), Err(Errno::SPIPE));
+    assert_eq!(respond(7, 0, 8), Err(Errno::INVAL), "unknown cookie");
+    assert_eq!(respond(1, 2, 8), Err(Errno::INVAL), "unknown code");
+    assert_eq!(respond(1, 0, 8), Ok(8));
     assert_eq!(
-        file.write(resp_addr, 8),
-        Err(Errno::INVAL),
-        "unknown cookie"
-    );
-    resp.cookie = 1;
-    resp.code = 2;
-    assert_eq!(file.write(resp_addr, 8), Err(Errno::INVAL), "unknown code");
-    resp.code = 0;
-    assert_eq!(file.write(resp_addr, 8), Ok(8));
-    assert_eq!(
-        file.write(resp_addr, 8),
+        respond(1, 0, 8),
         Err(Errno::INVAL),
         "the cookie was consumed"
     );

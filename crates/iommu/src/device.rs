@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use uapi::Errno;
 
 use crate::fault::{IopfFault, IopfHandler};
-use crate::ops::{Cap, IommuOps};
+use crate::ops::{Cap, IommuOps, ProbeInfo};
 use crate::resv::{ResvRegion, ResvType};
 use crate::topology::Bus;
-use crate::{Domain, DomainType};
+use crate::{DmaTranslation, Domain, DomainType};
 
 /// The PASID of DMA without a PASID (`IOMMU_NO_PASID`).
 pub const NO_PASID: u32 = 0;
@@ -101,6 +101,7 @@ pub struct Device {
     max_pasids: u32,
     attach_deferred: AtomicBool,
     require_direct: bool,
+    isolated_msi: bool,
     iopf: Mutex<Option<Arc<IopfPartial>>>,
     iopf_users: AtomicU32,
 }
@@ -124,13 +125,14 @@ fn same_opt(a: Option<&Arc<dyn Domain>>, b: &Arc<dyn Domain>) -> bool {
 }
 
 impl Device {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: u64,
         desc: DeviceDesc,
         ops: Arc<dyn IommuOps>,
         group: Arc<Group>,
         max_pasids: u32,
-        attach_deferred: bool,
+        info: ProbeInfo,
         require_direct: bool,
     ) -> Device {
         Device {
@@ -139,8 +141,9 @@ impl Device {
             ops,
             group,
             max_pasids,
-            attach_deferred: AtomicBool::new(attach_deferred),
+            attach_deferred: AtomicBool::new(info.attach_deferred),
             require_direct,
+            isolated_msi: info.isolated_msi,
             iopf: Mutex::new(None),
             iopf_users: AtomicU32::new(0),
         }
@@ -187,9 +190,29 @@ impl Device {
         self.ops.capable(self, cap)
     }
 
+    /// Whether the device's MSIs are isolated (see [`crate::ProbeInfo::isolated_msi`]).
+    pub fn has_isolated_msi(&self) -> bool {
+        self.isolated_msi
+    }
+
     /// The device's reserved regions (`iommu_get_resv_regions`).
     pub fn resv_regions(&self) -> Vec<ResvRegion> {
         self.ops.get_resv_regions(self)
+    }
+
+    /// Translates one DMA of this device (no PASID) through the domain its group is
+    /// attached to now, as the IOMMU would; the DMA API attaches a deferred default
+    /// domain first.
+    ///
+    /// # Errors
+    /// `ENOENT` for a DMA fault (nothing mapped, or no domain); `EPERM` if the
+    /// mapping forbids the direction; attach errors of a deferred attach.
+    pub fn dma_translate(&self, iova: u64, write: bool) -> Result<DmaTranslation, Errno> {
+        if self.attach_deferred.load(Ordering::Acquire) {
+            self.deferred_attach()?;
+        }
+        let domain = self.group.lock().domain.clone().ok_or(Errno::NOENT)?;
+        domain.dma_translate(iova, write)
     }
 
     /// Attaches the default domain if it was deferred (`iommu_deferred_attach`),
@@ -607,6 +630,7 @@ impl Group {
         if g.pasid_array.contains_key(&NO_PASID) {
             return Err(Errno::BUSY);
         }
+        fault::fail_point!(fault::Site::AttachAlloc, Errno::NOMEM);
         let domain = handle.domain.clone();
         g.pasid_array.insert(NO_PASID, Some(handle));
         if let Err(err) = self.attach_locked(&mut g, &domain) {
@@ -629,6 +653,7 @@ impl Group {
     /// The driver's errno (`EINVAL` incompatible); the old attachment stays.
     pub fn replace_handle(&self, handle: AttachHandle) -> Result<(), Errno> {
         let mut g = self.lock();
+        fault::fail_point!(fault::Site::AttachAlloc, Errno::NOMEM);
         let domain = handle.domain.clone();
         self.set_domain(&mut g, &domain, false)?;
         g.pasid_array.insert(NO_PASID, Some(handle));
@@ -644,6 +669,12 @@ impl Group {
             }
             None => false,
         }
+    }
+
+    /// Whether every device of the group has isolated MSIs
+    /// (`iommu_group_has_isolated_msi`).
+    pub fn has_isolated_msi(&self) -> bool {
+        self.lock().devices.iter().all(|d| d.isolated_msi)
     }
 
     /// The union of the reserved regions of the group's devices.

@@ -126,6 +126,7 @@ pub struct DomainCore {
 impl DomainCore {
     /// Core state for a domain allocated by driver `owner`.
     pub fn new(owner: DriverId) -> DomainCore {
+        LIVE_DOMAINS.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         DomainCore {
             owner,
             msi: MsiCookie::default(),
@@ -141,6 +142,20 @@ impl DomainCore {
     pub fn msi(&self) -> &MsiCookie {
         &self.msi
     }
+}
+
+impl Drop for DomainCore {
+    fn drop(&mut self) {
+        LIVE_DOMAINS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+static LIVE_DOMAINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Domains alive in this process, of every driver (leak checks in tests).
+#[doc(hidden)]
+pub fn live_domains() -> usize {
+    LIVE_DOMAINS.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// One IOMMU domain as its driver implements it (`iommu_domain` + `iommu_domain_ops`).

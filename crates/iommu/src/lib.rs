@@ -27,8 +27,8 @@ pub mod user;
 
 pub use device::{AttachHandle, Device, DeviceDesc, Group, OwnerId, NO_PASID};
 pub use domain::{
-    DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType, Geometry,
-    DIRTY_NO_CLEAR,
+    live_domains, DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType,
+    Geometry, DIRTY_NO_CLEAR,
 };
 pub use ops::{Cap, DriverId, GroupKey, HwInfo, IommuOps, ProbeInfo};
 pub use platform::{paging_domain_alloc, DefaultPolicy, Platform};

@@ -55,6 +55,10 @@ pub struct ProbeInfo {
     pub max_pasids: u32,
     /// Translation is already on (kdump): attach the default domain lazily.
     pub attach_deferred: bool,
+    /// The device's MSIs are isolated (interrupt remapping, or an MSI controller
+    /// that tells devices apart): a DMA write cannot forge another device's
+    /// interrupt (`msi_device_has_isolated_msi`).
+    pub isolated_msi: bool,
 }
 
 /// The `IOMMU_HWPT_ALLOC_*` flags a driver sees in `domain_alloc_user`.

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use uapi::Errno;
 
 use crate::device::{Device, DeviceDesc, Group};
-use crate::ops::{alloc_flags, GroupKey, IommuOps};
+use crate::ops::{alloc_flags, GroupKey, IommuOps, ProbeInfo};
 use crate::resv::ResvType;
 use crate::{Domain, DomainType};
 
@@ -83,7 +83,10 @@ impl Platform {
             ops.clone(),
             group.clone(),
             max_pasids,
-            false,
+            ProbeInfo {
+                attach_deferred: false,
+                ..info
+            },
             false,
         );
         let require_direct = ops
@@ -96,7 +99,7 @@ impl Platform {
             ops.clone(),
             group.clone(),
             max_pasids,
-            info.attach_deferred,
+            info,
             require_direct,
         ));
         let mut g = group.add_device(dev.clone());

@@ -110,6 +110,12 @@ impl Access {
         (st, Ok(()))
     }
 
+    /// The IOAS for new pins and the IOAS for unpins (invariant checks).
+    pub(crate) fn debug_ioas(&self) -> (Option<Arc<Object>>, Option<Arc<Object>>) {
+        let st = self.lock();
+        (st.ioas.clone(), st.ioas_unpin.clone())
+    }
+
     /// Destroy hook (`iommufd_access_destroy_object`).
     pub(crate) fn destroy_object(&self, me: &Arc<Object>) {
         let st = self.lock();

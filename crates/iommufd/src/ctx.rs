@@ -19,6 +19,8 @@ use crate::device::Igroup;
 use crate::mm::{AccountMode, Cap, FileOps, Files, UserMemory};
 use crate::object::{DestroyWait, Kind, ObjKind, ObjRef, ObjType, Object, Typed};
 
+mod debug;
+
 /// Owner identities of contexts (the kernel uses the context pointer).
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
 
@@ -215,6 +217,7 @@ impl Ctx {
     /// # Errors
     /// `EBUSY` if the 31-bit ID space is exhausted, `ENOMEM`.
     pub(crate) fn reserve(&self) -> Result<Reservation<'_>, Errno> {
+        fault::fail_point!(fault::Site::ObjAlloc, Errno::NOMEM);
         let id = self.lock_table().alloc_id()?;
         Ok(Reservation { ictx: self, id })
     }

@@ -11,7 +11,7 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/device.c` (v6.12).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::{AttachHandle, Cap, Device, ResvType};
@@ -120,13 +120,18 @@ fn get_igroup(ictx: &Ctx, dev: &Device) -> Arc<Igroup> {
 pub(crate) fn device_bind(
     file: &Arc<IommufdFile>,
     dev: &Arc<Device>,
-    is_mock: bool,
 ) -> Result<Arc<Object>, Errno> {
     let ictx = file.ctx();
     if !dev.capable(Cap::CacheCoherency) {
         return Err(Errno::INVAL);
     }
+    let is_mock = is_selftest_device(ictx, dev);
     let igroup = get_igroup(ictx, dev);
+    // A DMA write must not be able to raise another context's interrupts; VFIO's
+    // historical escape hatch is the `allow_unsafe_interrupts` parameter.
+    if !is_mock && !igroup.group.has_isolated_msi() && !allow_unsafe_interrupts() {
+        return Err(Errno::PERM);
+    }
     dev.claim_dma_owner(ictx.owner())?;
     let idev = Idev {
         dev: dev.clone(),
@@ -144,6 +149,30 @@ pub(crate) fn device_bind(
     };
     obj.users_inc();
     Ok(obj)
+}
+
+static ALLOW_UNSAFE_INTERRUPTS: AtomicBool = AtomicBool::new(false);
+
+/// The `allow_unsafe_interrupts` module parameter: lets devices whose MSIs are not
+/// isolated be bound (a DMA write could then trigger interrupts outside the
+/// context). Off by default, as in the kernel.
+pub fn set_allow_unsafe_interrupts(allow: bool) {
+    ALLOW_UNSAFE_INTERRUPTS.store(allow, Ordering::Relaxed);
+}
+
+fn allow_unsafe_interrupts() -> bool {
+    ALLOW_UNSAFE_INTERRUPTS.load(Ordering::Relaxed)
+}
+
+/// `iommufd_selftest_is_mock_dev`: mock devices are exempt from the MSI check and
+/// hold no reference on the context.
+fn is_selftest_device(ictx: &Ctx, dev: &Device) -> bool {
+    #[cfg(feature = "selftest")]
+    if let Some(driver) = &ictx.env().selftest {
+        return driver.is_mock_device(dev);
+    }
+    let _ = (ictx, dev);
+    false
 }
 
 /// Unbinds (`iommufd_device_unbind`), waiting for concurrent ioctls on it.
@@ -531,4 +560,88 @@ pub(crate) fn device_detach(ictx: &Ctx, idev_obj: &Arc<Object>) {
         hwpt::put(ictx, &hwpt_obj);
     }
     idev_obj.users_dec();
+}
+
+/// A device bound to a context by its driver: the API the kernel exports to VFIO
+/// (`iommufd_device_bind`, `_attach`, `_replace`, `_detach`, `_unbind`), for device
+/// models and VMMs that embed iommufd. Dropping it detaches and unbinds.
+pub struct BoundDevice {
+    file: Arc<IommufdFile>,
+    idev: Arc<Object>,
+    attached: Mutex<bool>,
+}
+
+impl std::fmt::Debug for BoundDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundDevice")
+            .field("id", &self.idev.id())
+            .field("device", idev_of(&self.idev).device())
+            .finish()
+    }
+}
+
+impl BoundDevice {
+    /// Binds `dev` to the context of `file` (`iommufd_device_bind`): claims its
+    /// group's DMA ownership and creates the device object.
+    ///
+    /// # Errors
+    /// `EINVAL` without cache coherency; `EPERM` if another owner or a kernel
+    /// driver holds the group; `EBUSY` if the group is on a non-default domain.
+    pub fn bind(file: &Arc<IommufdFile>, dev: &Arc<Device>) -> Result<BoundDevice, Errno> {
+        let idev = device_bind(file, dev)?;
+        Ok(BoundDevice {
+            file: file.clone(),
+            idev,
+            attached: Mutex::new(false),
+        })
+    }
+
+    /// The device object's ID, as `IOMMU_HWPT_ALLOC`, `IOMMU_GET_HW_INFO` and
+    /// fault records name it.
+    pub fn id(&self) -> u32 {
+        self.idev.id()
+    }
+
+    /// The IOMMU core's device.
+    pub fn device(&self) -> &Arc<Device> {
+        idev_of(&self.idev).device()
+    }
+
+    fn state(&self) -> MutexGuard<'_, bool> {
+        self.attached.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Attaches to the IOAS or HWPT `pt_id` (`iommufd_device_attach`), or replaces
+    /// the current attachment as VFIO does when already attached; returns the ID
+    /// of the HWPT used (an automatic one for an IOAS).
+    ///
+    /// # Errors
+    /// As `IOMMU_TEST_OP_MOCK_DOMAIN`'s attach: `ENOENT`, `EINVAL`, `EADDRINUSE`,
+    /// `EFAULT`, `ENOMEM`, the driver's errno. On error nothing changes.
+    pub fn attach(&self, pt_id: u32) -> Result<u32, Errno> {
+        let mut attached = self.state();
+        let mut id = pt_id;
+        if *attached {
+            device_replace(self.file.ctx(), &self.idev, &mut id)?;
+        } else {
+            device_attach(self.file.ctx(), &self.idev, &mut id)?;
+            *attached = true;
+        }
+        Ok(id)
+    }
+
+    /// Detaches (`iommufd_device_detach`); nothing happens if not attached.
+    pub fn detach(&self) {
+        let mut attached = self.state();
+        if std::mem::take(&mut *attached) {
+            device_detach(self.file.ctx(), &self.idev);
+        }
+    }
+}
+
+impl Drop for BoundDevice {
+    fn drop(&mut self) {
+        self.detach();
+        device_unbind(self.file.ctx(), &self.idev);
+    }
 }

@@ -92,6 +92,11 @@ impl HwptPaging {
 }
 
 impl HwptNested {
+    /// The paging HWPT this one nests on.
+    pub(crate) fn parent(&self) -> &Arc<Object> {
+        &self.parent
+    }
+
     /// Destroy hook (`iommufd_hwpt_nested_destroy`).
     pub(crate) fn destroy(&self) {
         if let Some(fault) = self.fault.get() {

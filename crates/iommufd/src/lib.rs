@@ -18,6 +18,8 @@
 
 pub mod access;
 mod ctx;
+#[doc(hidden)]
+pub mod debug;
 mod device;
 mod dispatch;
 mod fault;
@@ -35,6 +37,7 @@ mod vfio_compat;
 
 pub use access::{AccessHandle, AccessOps};
 pub use ctx::{Ctx, Env, IommufdFile};
+pub use device::{set_allow_unsafe_interrupts, BoundDevice};
 pub use ioas::Ioas;
 pub use object::{ObjType, Object};
 #[cfg(feature = "selftest")]

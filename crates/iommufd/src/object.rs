@@ -147,6 +147,7 @@ const SHORTTERM_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Object {
     pub(crate) fn new(id: u32, kind: ObjKind, waitq: Arc<DestroyWait>) -> Arc<Object> {
+        crate::debug::LIVE_OBJECTS.fetch_add(1, Ordering::AcqRel);
         Arc::new(Object {
             id,
             users: AtomicU32::new(1),
@@ -244,6 +245,22 @@ impl Object {
             ObjKind::Selftest(sobj) => sobj.destroy(ictx),
         }
         let _ = ictx;
+    }
+}
+
+impl Object {
+    /// `(users, shortterm_users)`, for invariant checks.
+    pub(crate) fn debug_counts(&self) -> (u32, u32) {
+        (
+            self.users.load(Ordering::Acquire),
+            self.shortterm_users.load(Ordering::Acquire),
+        )
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        crate::debug::LIVE_OBJECTS.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -307,6 +307,7 @@ fn create_access(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
         return Err(Errno::OPNOTSUPP);
     }
     let files = &ucmd.ictx.env().files;
+    fault::fail_point!(fault::Site::Kmalloc, Errno::NOMEM);
     let staccess = Arc::new(Staccess {
         needs_pin_pages: p.flags & MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES != 0,
         items: Mutex::new(Items::default()),
@@ -354,6 +355,7 @@ fn access_pages(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
     if p.flags & MOCK_FLAGS_ACCESS_SYZ != 0 {
         iova = syz_conv(|nth| access.nth_area_iova(nth), p.iova);
     }
+    fault::fail_point!(fault::Site::Kmalloc, Errno::NOMEM);
     let mut items = sa.lock();
     let pas = access.pin_pages(iova, p.length, p.flags & MOCK_FLAGS_ACCESS_WRITE != 0)?;
     if p.uptr != 0 {
@@ -362,6 +364,10 @@ fn access_pages(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
             access.unpin_pages(iova, p.length);
             return Err(err);
         }
+    }
+    if fault::should_fail(fault::Site::Kmalloc) {
+        access.unpin_pages(iova, p.length);
+        return Err(Errno::NOMEM);
     }
     let id = items.next_id;
     items.next_id = items.next_id.wrapping_add(1);
@@ -402,6 +408,7 @@ fn access_rw(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
     }
     let file = get_staccess(ucmd.ictx, cmd.id)?;
     let access = staccess(&file).handle()?;
+    fault::fail_point!(fault::Site::Kmalloc, Errno::NOMEM);
     let mut buf = vec![0u8; p.length as usize];
     let write = p.flags & MOCK_ACCESS_RW_WRITE != 0;
     if write {
@@ -452,7 +459,7 @@ fn mock_domain(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
     };
     let driver = selftest_driver(ictx)?;
     let dev = driver.create_device(flags)?;
-    let idev = match device::device_bind(ucmd.file, &dev, true) {
+    let idev = match device::device_bind(ucmd.file, &dev) {
         Ok(idev) => idev,
         Err(err) => {
             driver.destroy_device(&dev);
@@ -549,6 +556,7 @@ fn dirty(ucmd: &Ucmd<'_>, cmd: &mut TestCmd) -> Result<(), Errno> {
     if !driver.dirty_tracking(hwpt.domain.as_ref())? {
         return Err(Errno::INVAL);
     }
+    fault::fail_point!(fault::Site::Kmalloc, Errno::NOMEM);
     let mut bits = vec![0u8; max.div_ceil(8) as usize];
     ucmd.mm().read(p.uptr, &mut bits)?;
     let mut count = 0u64;

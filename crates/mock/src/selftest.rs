@@ -90,6 +90,7 @@ impl MockIommu {
         if flags & !MOCK_DEVICE_FLAGS != 0 {
             return Err(Errno::INVAL);
         }
+        fault::fail_point!(fault::Site::DeviceAlloc, Errno::NOMEM);
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let desc = DeviceDesc {
             name: format!("iommufd_mock{n}"),
@@ -107,6 +108,12 @@ impl MockIommu {
     /// Removes a mock device (`mock_dev_destroy`).
     pub fn destroy_device(&self, dev: &Arc<Device>) {
         self.platform.remove_device(dev);
+    }
+
+    /// Mock devices present (leak checks in tests).
+    #[doc(hidden)]
+    pub fn device_count(&self) -> usize {
+        self.platform.devices().len()
     }
 
     /// Whether `dev` is a mock device (`iommufd_selftest_is_mock_dev`).
@@ -141,7 +148,8 @@ impl IommuOps for MockIommu {
     fn probe_device(&self, _desc: &DeviceDesc) -> Result<ProbeInfo, Errno> {
         Ok(ProbeInfo {
             max_pasids: 1 << MOCK_PASID_WIDTH,
-            attach_deferred: false,
+            // Mock devices have no MSIs; iommufd exempts them from the check.
+            ..ProbeInfo::default()
         })
     }
 
@@ -176,6 +184,7 @@ impl IommuOps for MockIommu {
     }
 
     fn domain_alloc_paging(&self, dev: &Device) -> Result<Arc<dyn Domain>, Errno> {
+        fault::fail_point!(fault::Site::DomainAlloc, Errno::NOMEM);
         Ok(Self::alloc_paging(dev, false))
     }
 
@@ -199,6 +208,7 @@ impl IommuOps for MockIommu {
             if data.is_some() || (dirty && !self.capable(dev, Cap::DirtyTracking)) {
                 return Err(Errno::OPNOTSUPP);
             }
+            fault::fail_point!(fault::Site::DomainAlloc, Errno::NOMEM);
             return Ok(Self::alloc_paging(dev, dirty));
         };
         let data = data.ok_or(Errno::OPNOTSUPP)?;
@@ -214,6 +224,7 @@ impl IommuOps for MockIommu {
             cfg.as_mut_bytes(),
             core::mem::size_of::<u32>(),
         )?;
+        fault::fail_point!(fault::Site::DomainAlloc, Errno::NOMEM);
         Ok(Arc::new(MockNested {
             core: DomainCore::new(MOCK_DRIVER),
             iotlb: std::array::from_fn(|_| AtomicU32::new(cfg.iotlb)),
@@ -338,6 +349,12 @@ impl MockDomain {
         self.pt.mark_dirty(iova)
     }
 
+    /// The domain's page table (leak and invariant checks in tests).
+    #[doc(hidden)]
+    pub fn page_table(&self) -> &PageTable<Mock> {
+        &self.pt
+    }
+
     /// Whether dirty tracking is on (`MOCK_DIRTY_TRACK`).
     pub fn tracking(&self) -> bool {
         self.tracking.load(Ordering::Acquire)
@@ -419,6 +436,11 @@ impl DirtyOps for MockDomain {
             return Err(Errno::INVAL);
         }
         self.tracking.store(enable, Ordering::Release);
+        // Emulated DMA (`dma_translate`) marks written IO pages dirty only while
+        // tracking is on, as the hardware the mock stands for would.
+        if self.dirty_ops {
+            self.pt.set_dirty_tracking(enable)?;
+        }
         Ok(())
     }
 

@@ -144,6 +144,7 @@ impl<F: Format> PageTable<F> {
                 EntryKind::Leaf => return Err(Errno::EXIST),
                 EntryKind::Table => (self.unit_of(self.fmt.table_pa(raw)), false),
                 EntryKind::Empty => {
+                    fault::fail_point!(fault::Site::TableAlloc, Errno::NOMEM);
                     let child_unit = self.arena.alloc(w)?;
                     let table_pa = self.arena.unit_pa(child_unit);
                     entry.store(self.fmt.encode_table(level, table_pa), Ordering::Release);

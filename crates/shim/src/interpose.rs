@@ -34,6 +34,10 @@ type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type FcntlFn = unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int;
 type ReadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
 type WriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
+#[cfg(feature = "fault-inject")]
+type PreadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
+#[cfg(feature = "fault-inject")]
+type PwriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t, libc::off_t) -> ssize_t;
 type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
 
 /// The next definitions of the symbols we interpose.
@@ -48,6 +52,10 @@ struct Real {
     fcntl: FcntlFn,
     read: ReadFn,
     write: WriteFn,
+    #[cfg(feature = "fault-inject")]
+    pread: PreadFn,
+    #[cfg(feature = "fault-inject")]
+    pwrite: PwriteFn,
     signal: SignalFn,
 }
 
@@ -85,6 +93,10 @@ fn real() -> &'static Real {
         fcntl: resolve!(c"fcntl", FcntlFn),
         read: resolve!(c"read", ReadFn),
         write: resolve!(c"write", WriteFn),
+        #[cfg(feature = "fault-inject")]
+        pread: resolve!(c"pread64", PreadFn),
+        #[cfg(feature = "fault-inject")]
+        pwrite: resolve!(c"pwrite64", PwriteFn),
         signal: resolve!(c"signal", SignalFn),
     })
 }
@@ -97,7 +109,7 @@ fn set_errno(errno: c_int) {
 
 /// Runs an emulated call: `Ok(v)` returns `v`, `Err(e)` sets errno and returns -1,
 /// a panic becomes `EIO`.
-fn emulate<T: From<i8>>(f: impl FnOnce() -> Result<T, Errno>) -> T {
+pub(crate) fn emulate<T: From<i8>>(f: impl FnOnce() -> Result<T, Errno>) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -128,6 +140,17 @@ fn emulated_path(path: *const c_char) -> Option<bool> {
     }
 }
 
+/// A fail-nth file or debugfs fault-injection knob (`crate::failnth`).
+#[cfg(feature = "fault-inject")]
+fn fault_file(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<c_int> {
+    if path.is_null() {
+        return None;
+    }
+    // SAFETY: the caller passed `path` to open(2) as a NUL-terminated string.
+    let path = unsafe { CStr::from_ptr(path) };
+    crate::failnth::open(dirfd, path, flags)
+}
+
 fn open_emulated(vfio: bool, flags: c_int) -> c_int {
     emulate(|| {
         let file = inproc::open(vfio);
@@ -143,6 +166,10 @@ fn open_emulated(vfio: bool, flags: c_int) -> c_int {
 pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     if let Some(vfio) = emulated_path(path) {
         return open_emulated(vfio, flags);
+    }
+    #[cfg(feature = "fault-inject")]
+    if let Some(fd) = fault_file(libc::AT_FDCWD, path, flags) {
+        return fd;
     }
     // SAFETY: forwarding the caller's arguments unchanged to libc's open.
     unsafe { (real().open)(path, flags, mode) }
@@ -171,6 +198,10 @@ pub unsafe extern "C" fn openat(
 ) -> c_int {
     if let Some(vfio) = emulated_path(path) {
         return open_emulated(vfio, flags);
+    }
+    #[cfg(feature = "fault-inject")]
+    if let Some(fd) = fault_file(dirfd, path, flags) {
+        return fd;
     }
     // SAFETY: forwarding the caller's arguments unchanged to libc's openat.
     unsafe { (real().openat)(dirfd, path, flags, mode) }
@@ -417,6 +448,82 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
     }
     // SAFETY: forwarding to libc's write.
     unsafe { (real().write)(fd, buf, count) }
+}
+
+/// `pread(2)` (`fault-inject` builds): positioned reads of the fault-injection
+/// files; everything else goes to libc (an eventfd behind other emulated fds
+/// refuses them with `ESPIPE`).
+///
+/// # Safety
+/// As libc's `pread`.
+#[cfg(feature = "fault-inject")]
+#[no_mangle]
+pub unsafe extern "C" fn pread(
+    fd: c_int,
+    buf: *mut c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    if FdTable::global().maybe_ours(fd) {
+        if let Some(res) = crate::failnth::pread(fd, buf as u64, count as u64, off) {
+            return emulate(|| res.map(|n| n as ssize_t));
+        }
+    }
+    // SAFETY: forwarding to libc's pread.
+    unsafe { (real().pread)(fd, buf, count, off) }
+}
+
+/// `pread64`.
+///
+/// # Safety
+/// As glibc's `pread64`.
+#[cfg(feature = "fault-inject")]
+#[no_mangle]
+pub unsafe extern "C" fn pread64(
+    fd: c_int,
+    buf: *mut c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    // SAFETY: same contract; on 64-bit glibc pread64 is pread.
+    unsafe { pread(fd, buf, count, off) }
+}
+
+/// `pwrite(2)`: see [`pread`].
+///
+/// # Safety
+/// As libc's `pwrite`.
+#[cfg(feature = "fault-inject")]
+#[no_mangle]
+pub unsafe extern "C" fn pwrite(
+    fd: c_int,
+    buf: *const c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    if FdTable::global().maybe_ours(fd) {
+        if let Some(res) = crate::failnth::pwrite(fd, buf as u64, count as u64, off) {
+            return emulate(|| res.map(|n| n as ssize_t));
+        }
+    }
+    // SAFETY: forwarding to libc's pwrite.
+    unsafe { (real().pwrite)(fd, buf, count, off) }
+}
+
+/// `pwrite64`.
+///
+/// # Safety
+/// As glibc's `pwrite64`.
+#[cfg(feature = "fault-inject")]
+#[no_mangle]
+pub unsafe extern "C" fn pwrite64(
+    fd: c_int,
+    buf: *const c_void,
+    count: size_t,
+    off: libc::off_t,
+) -> ssize_t {
+    // SAFETY: same contract; on 64-bit glibc pwrite64 is pwrite.
+    unsafe { pwrite(fd, buf, count, off) }
 }
 
 /// `sigaction(2)`: SIGSEGV and SIGBUS actions are kept as the chained handlers of

@@ -4,6 +4,9 @@
 //! libc entry points a program uses on `/dev/iommu`: `open` and its variants,
 //! `ioctl`, `close`, the `dup` family and `fcntl(F_DUPFD*)`, `read` and `write`, and
 //! `sigaction`/`signal` so that the fault handler behind `EFAULT` stays installed.
+//! Built with the `fault-inject` feature (a separate, test-only artifact), it also
+//! serves the kernel's per-task `fail-nth` files and debugfs fault-injection knobs
+//! over the emulation's fault points (module `failnth`), with `pread`/`pwrite`.
 //! Every fd it returns is a real fd (an eventfd) mapped to emulated state.
 //!
 //! Limits: statically linked programs and raw `syscall()` calls bypass it; state
@@ -13,4 +16,6 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "fault-inject")]
+mod failnth;
 mod interpose;

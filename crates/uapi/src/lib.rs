@@ -31,7 +31,8 @@
 //!   VFIO-IOAS ops, `u64` for `IOMMU_VTD_S1_*`, `IOMMU_HW_CAP_*` and the mock aperture).
 //! - Post-6.12 upstream additions this project supports:
 //!   [`IOMMU_HW_INFO_FLAG_INPUT_TYPE`], [`IOMMU_HW_INFO_TYPE_DEFAULT`] (and
-//!   [`HwInfo::in_data_type`]), [`MOCK_FLAGS_DEVICE_PASID`], [`MOCK_PASID_WIDTH`].
+//!   [`HwInfo::in_data_type`]), [`MOCK_FLAGS_DEVICE_PASID`], [`MOCK_PASID_WIDTH`],
+//!   [`HwInfoArmSmmuv3`] and [`IOMMU_HW_INFO_TYPE_ARM_SMMUV3`].
 
 #![forbid(unsafe_code)]
 
@@ -50,6 +51,7 @@ pub use cmd::{
     VfioInfoCapHeader, VfioIoas, VfioIommuType1DmaMap, VfioIommuType1DmaUnmap, VfioIommuType1Info,
     VfioIommuType1InfoCapIovaRange, VfioIommuType1InfoDmaAvail, VfioIovaRange,
 };
+pub use cmd::{HwInfoArmSmmuv3, IOMMU_HW_INFO_TYPE_ARM_SMMUV3};
 pub use cmd::{
     VFIO_SPAPR_TCE_v2_IOMMU, VFIO_TYPE1v2_IOMMU, IOMMUFD_PAGE_RESP_INVALID,
     IOMMUFD_PAGE_RESP_SUCCESS, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT,

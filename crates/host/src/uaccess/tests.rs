@@ -7,14 +7,17 @@ use libc::{PROT_NONE, PROT_READ, PROT_WRITE};
 const P: usize = 4096;
 const RW: i32 = PROT_READ | PROT_WRITE;
 
-/// `n` RW pages followed by one unmapped page (at `addr + n * P`).
+/// `n` RW pages followed by one page that faults on any access (at
+/// `addr + n * P`). The hole stays reserved as `PROT_NONE` rather than unmapped:
+/// an unmapped page could be handed to a concurrent test's `mmap` and become
+/// accessible under our feet.
 fn mapped_then_hole(n: usize) -> Mmap {
     let mut m = Mmap::anon((n + 1) * P, RW, 0).unwrap();
-    m.unmap_range(n * P, P).unwrap();
+    m.protect_range(n * P, P, PROT_NONE).unwrap();
     m
 }
 
-/// Address of a page that was mapped and then unmapped.
+/// Address of a page that faults on every access.
 fn unmapped_page() -> (Mmap, u64) {
     let m = mapped_then_hole(1);
     let a = m.addr() + P as u64;
@@ -288,7 +291,7 @@ fn byte_exact_all_sizes_odd_offsets() {
 
 #[test]
 fn scalars_and_typed() {
-    let m = Mmap::anon(P, RW, 0).unwrap();
+    let m = mapped_then_hole(1);
     let a = m.addr();
     for off in [0u64, 1, 3, 4, 7, 4088] {
         put_user_u64(a + off, 0x0102_0304_0506_0708).unwrap();

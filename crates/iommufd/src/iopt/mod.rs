@@ -15,6 +15,7 @@
 //! Kernel: `drivers/iommu/iommufd/io_pagetable.c`, `io_pagetable.h` (v6.12).
 
 mod alloc;
+pub(crate) mod debug;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -131,8 +132,11 @@ pub(crate) struct IoPagetable {
     domains: RwLock<DomainsState>,
     iova: RwLock<IovaState>,
     accesses: Mutex<BTreeMap<u32, AccessEntry>>,
-    next_area_key: AtomicU64,
 }
+
+/// Area keys name areas in the domain coverage of their page store, which COPY
+/// shares between IOASes: they are unique process-wide, not per IOAS.
+static NEXT_AREA_KEY: AtomicU64 = AtomicU64::new(1);
 
 impl IoPagetable {
     /// An empty table: no restriction, byte alignment (`iopt_init_table`).
@@ -147,7 +151,6 @@ impl IoPagetable {
                 disable_large_pages: false,
             }),
             accesses: Mutex::new(BTreeMap::new()),
-            next_area_key: AtomicU64::new(1),
         }
     }
 
@@ -244,6 +247,9 @@ impl IoPagetable {
         prot: Prot,
         alloc: bool,
     ) -> Result<(Vec<NodeId>, bool), Errno> {
+        for _ in list {
+            fault::fail_point!(fault::Site::AreaAlloc, Errno::NOMEM);
+        }
         let mut st = self.iova_write();
         if length == 0 || length & (st.iova_alignment - 1) != 0 {
             return Err(Errno::INVAL);
@@ -296,7 +302,7 @@ impl IoPagetable {
             return Err(Errno::OVERFLOW);
         }
         let area = Area {
-            key: self.next_area_key.fetch_add(1, Ordering::Relaxed),
+            key: NEXT_AREA_KEY.fetch_add(1, Ordering::Relaxed),
             pages: None,
             page_offset,
             index: start_byte / PAGE_SIZE,
@@ -646,6 +652,9 @@ impl IoPagetable {
         if new_start & (align - 1) != 0 || rhs_byte & (align - 1) != 0 {
             return Err(Errno::INVAL);
         }
+        for _lhs_rhs in 0..2 {
+            fault::fail_point!(fault::Site::AreaAlloc, Errno::NOMEM);
+        }
         if area.num_accesses.load(Ordering::Acquire) != 0 {
             return Err(Errno::INVAL);
         }
@@ -874,6 +883,7 @@ impl IoPagetable {
         let alignment = self.iova_read().iova_alignment;
         bitmap.check_range(alignment)?;
         let ops = domain.dirty_ops().ok_or(Errno::OPNOTSUPP)?;
+        fault::fail_point!(fault::Site::Kmalloc, Errno::NOMEM);
         let flags = if no_clear { iommu::DIRTY_NO_CLEAR } else { 0 };
         let st = self.iova_read();
         let last = bitmap.iova + (bitmap.length - 1);

@@ -19,6 +19,7 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/pages.c` (v6.12).
 
+mod check;
 mod pfns;
 
 use std::collections::HashMap;
@@ -95,6 +96,7 @@ impl Pages {
             return Err(Errno::INVAL);
         }
         uptr.checked_add(length).ok_or(Errno::OVERFLOW)?;
+        fault::fail_point!(fault::Site::PagesAlloc, Errno::NOMEM);
         let base = uptr & !(PAGE_SIZE - 1);
         let npages = (length + (uptr - base)).div_ceil(PAGE_SIZE);
         let mut account_mode = if mm.capable(Cap::IpcLock) {
@@ -105,6 +107,7 @@ impl Pages {
         if ctx_mode == AccountMode::Mm && account_mode == AccountMode::User {
             account_mode = AccountMode::Mm;
         }
+        crate::debug::LIVE_PAGES.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(Arc::new(Pages {
             uptr: base,
             npages,
@@ -117,12 +120,6 @@ impl Pages {
 
     fn lock(&self) -> MutexGuard<'_, PagesInner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Number of pinned indices (`npinned`).
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn npinned(&self) -> u64 {
-        self.lock().pfns.npages()
     }
 
     // ---- pinning ----------------------------------------------------------
@@ -468,6 +465,7 @@ impl Pages {
 
 impl Drop for Pages {
     fn drop(&mut self) {
+        crate::debug::LIVE_PAGES.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         debug_assert!(
             inner.access_itree.is_empty(),

@@ -97,6 +97,25 @@ impl PfnMap {
         );
     }
 
+    /// The physical address of `index`, if stored (invariant checks).
+    pub(crate) fn pa_of(&self, index: u64) -> Option<u64> {
+        let (&key, run) = self.runs.range(..=index).next_back()?;
+        (index < key + run.npages).then(|| run.pa + (index - key) * PAGE_SIZE)
+    }
+
+    /// How many indices of `[start, last]` are stored (invariant checks).
+    pub(crate) fn count_in(&self, start: u64, last: u64) -> u64 {
+        let first = self
+            .runs
+            .range(..=start)
+            .next_back()
+            .map_or(start, |(&k, _)| k);
+        self.runs
+            .range(first..=last)
+            .map(|(&k, r)| (k + r.npages).min(last + 1).saturating_sub(k.max(start)))
+            .sum()
+    }
+
     /// The stored runs clipped to `[start, last]`, ascending. The caller knows the
     /// whole range is stored.
     pub(crate) fn segments(&self, start: u64, last: u64) -> Vec<PfnSeg> {

@@ -55,6 +55,40 @@ assert_layout!(
     ecap_reg = 16,
 );
 
+/// `HwInfo::out_data_type`: driver data is a [`HwInfoArmSmmuv3`] (**post-6.12 upstream
+/// addition**; 6.12 reports no SMMUv3 data).
+pub const IOMMU_HW_INFO_TYPE_ARM_SMMUV3: u32 = 2;
+
+/// Arm SMMUv3 hardware information (`struct iommu_hw_info_arm_smmuv3`, **post-6.12 upstream
+/// addition**): the raw ID registers `SMMU_IDR0..5`, `SMMU_IIDR` and `SMMU_AIDR`.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+pub struct HwInfoArmSmmuv3 {
+    /// Must be 0.
+    pub flags: u32,
+    /// Must be 0.
+    pub __reserved: u32,
+    /// `SMMU_IDR0` .. `SMMU_IDR5`.
+    pub idr: [u32; 6],
+    /// `SMMU_IIDR`.
+    pub iidr: u32,
+    /// `SMMU_AIDR`.
+    pub aidr: u32,
+}
+
+assert_layout!(
+    HwInfoArmSmmuv3,
+    size = 40,
+    align = 4,
+    flags = 0,
+    __reserved = 4,
+    idr = 8,
+    iidr = 32,
+    aidr = 36,
+);
+
 /// Argument of `IOMMU_GET_HW_INFO` (`struct iommu_hw_info`).
 ///
 /// The first ABI version ended at `__reserved` (min size 32); `out_capabilities` was added
