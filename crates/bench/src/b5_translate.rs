@@ -23,17 +23,20 @@ const GIB: u64 = 1 << 30;
 const IOVA: u64 = 1 << 40;
 const PA: u64 = 1 << 36;
 
+/// Runs one format's cases.
+pub type RunFn = fn(&Config, &mut Report);
+
 /// The formats B5 runs on (one more entry adds a format).
-pub fn formats() -> Vec<(&'static str, fn(&Config, &mut Report))> {
+pub fn formats() -> Vec<(&'static str, RunFn)> {
     vec![
         ("vtdss", |c, r| {
-            run_format::<VtdSs>(c, r, VtdSsConfig::FOUR_LEVEL, true)
+            run_format::<VtdSs>(c, r, VtdSsConfig::FOUR_LEVEL, true);
         }),
         ("amdv1", |c, r| {
-            run_format::<AmdV1>(c, r, AmdV1Config::FOUR_LEVEL, false)
+            run_format::<AmdV1>(c, r, AmdV1Config::FOUR_LEVEL, false);
         }),
         ("armv8-4k", |c, r| {
-            run_format::<ArmV8>(c, r, ArmV8Config::S1_4K, false)
+            run_format::<ArmV8>(c, r, ArmV8Config::S1_4K, false);
         }),
     ]
 }

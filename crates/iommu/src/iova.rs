@@ -687,9 +687,13 @@ mod tests {
         let mut fs = FreeSpace::new(16, (1 << 16) - 1).unwrap();
         let mut live: Model<u64, u64> = Model::new();
         for step in 0..20_000 {
-            if rng.next() % 3 != 0 || live.is_empty() {
+            if !rng.next().is_multiple_of(3) || live.is_empty() {
                 let size = 1 + rng.next() % 40;
-                let limit = if rng.next() % 4 == 0 { 0x7fff } else { 0xffff };
+                let limit = if rng.next().is_multiple_of(4) {
+                    0x7fff
+                } else {
+                    0xffff
+                };
                 if let Some(pfn) = fs.alloc(size, limit) {
                     let align = 1u64 << ceil_log2(size);
                     assert_eq!(pfn % align, 0, "misaligned");
