@@ -130,24 +130,25 @@ impl Arena {
     /// The table whose fake physical address is `pa`, or `None`.
     #[inline]
     pub(crate) fn table_at(&self, pa: u64) -> Option<(u64, &[AtomicU64])> {
-        let table = self.table_slice_at(pa)?;
-        let k = pa >> SEG_SHIFT;
-        let first = ((1u64 << k) - 1) << self.base_units_lg2;
-        Some((first + ((pa & SEG_MASK) >> self.unit_bytes_lg2()), table))
+        if (pa >> SEG_SHIFT) as usize > self.segments.len() {
+            return None;
+        }
+        let unit = self.unit_of(pa);
+        Some((unit, self.table(unit)?))
     }
 
-    /// The table whose fake physical address is `pa`, or `None` (the reader's
-    /// fast path: one shift, one segment load, one bounds check).
-    #[inline]
-    pub(crate) fn table_slice_at(&self, pa: u64) -> Option<&[AtomicU64]> {
+    /// Entry `index` of the table whose fake physical address is `pa`, or
+    /// `None` (the reader's fast path: one shift, one segment load, one bounds
+    /// check). `index` must be below the table's entry count.
+    #[inline(always)]
+    pub(crate) fn entry_at(&self, pa: u64, index: usize) -> Option<&AtomicU64> {
         let k = (pa >> SEG_SHIFT) as usize;
         let seg: &[AtomicU64] = if k == 0 {
             &self.seg0
         } else {
-            self.segments.get(k - 1)?.get()?
+            self.segments.get(k.wrapping_sub(1))?.get()?
         };
-        let off = ((pa & SEG_MASK) >> 3) as usize;
-        seg.get(off..off + (1usize << self.unit_words_lg2))
+        seg.get((((pa & SEG_MASK) >> 3) as usize).wrapping_add(index))
     }
 
     /// The unit whose table has the fake physical address `pa`.

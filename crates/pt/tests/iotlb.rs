@@ -140,3 +140,112 @@ fn concurrent_unmap_never_leaves_stale_translations() {
     let hits = reader.join().unwrap();
     let _ = hits;
 }
+
+#[test]
+fn tables_sharing_a_thread_cache_never_mix_translations() {
+    let a = vtd();
+    let b = vtd();
+    for i in 0..64u64 {
+        a.map_pages(0x100_0000 + i * K4, 0x1_0000_0000 + i * K4, K4, 1, RW)
+            .unwrap();
+        b.map_pages(0x100_0000 + i * K4, 0x2_0000_0000 + i * K4, K4, 1, RW)
+            .unwrap();
+    }
+    for round in 0..3 {
+        for i in 0..64u64 {
+            let iova = 0x100_0000 + i * K4 + round;
+            assert_eq!(
+                a.translate(iova, false).unwrap().pa,
+                0x1_0000_0000 + i * K4 + round
+            );
+            assert_eq!(
+                b.translate(iova, false).unwrap().pa,
+                0x2_0000_0000 + i * K4 + round
+            );
+        }
+    }
+}
+
+#[test]
+fn a_new_table_never_sees_a_dropped_tables_translations() {
+    for round in 0..50u64 {
+        let pt = vtd();
+        let pa = 0x1_0000_0000 + round * M2;
+        pt.map_pages(0x40_0000, pa, K4, 1, RW).unwrap();
+        pt.map_pages(0x4000_0000, pa, M2, 1, RW).unwrap();
+        assert_eq!(pt.translate(0x40_0010, false).unwrap().pa, pa + 0x10);
+        assert_eq!(pt.translate(0x4000_1010, false).unwrap().pa, pa + 0x1010);
+        drop(pt);
+        let empty = vtd();
+        assert_eq!(empty.translate(0x40_0010, false), Err(Errno::NOENT));
+        assert_eq!(empty.translate(0x4000_1010, false), Err(Errno::NOENT));
+    }
+}
+
+/// The paging-structure cache remembers the level-0 table of a 2 MiB block:
+/// after the block's small pages are unmapped (freeing that table) and the
+/// block is mapped again, as one large leaf or as other small pages, no
+/// translation goes through the stale table.
+#[test]
+fn cached_tables_are_forgotten_when_their_block_is_unmapped() {
+    let pt = vtd();
+    let base = 0x8000_0000u64;
+    for round in 0..20u64 {
+        let pa = 0x10_0000_0000 + round * 4 * M2;
+        pt.map_pages(base, pa, K4, 512, RW).unwrap();
+        for i in (0..512u64).step_by(37) {
+            assert_eq!(
+                pt.translate(base + i * K4 + 3, false).unwrap().pa,
+                pa + i * K4 + 3
+            );
+        }
+        assert_eq!(pt.unmap_pages(base, K4, 512), M2);
+        for i in (0..512u64).step_by(37) {
+            assert_eq!(pt.translate(base + i * K4, false), Err(Errno::NOENT));
+        }
+        // Other pages of another table, then a large leaf, at the same IOVAs.
+        pt.map_pages(base + 5 * K4, pa + M2, K4, 1, RW).unwrap();
+        assert_eq!(
+            pt.translate(base + 5 * K4 + 1, false).unwrap().pa,
+            pa + M2 + 1
+        );
+        assert_eq!(pt.translate(base + 6 * K4, false), Err(Errno::NOENT));
+        pt.unmap_pages(base + 5 * K4, K4, 1);
+        pt.map_pages(base, pa + 2 * M2, M2, 1, RW).unwrap();
+        let t = pt.translate(base + 7 * K4 + 9, false).unwrap();
+        assert_eq!((t.pa, t.leaf_size), (pa + 2 * M2 + 7 * K4 + 9, M2));
+        pt.unmap_pages(base, M2, 1);
+    }
+}
+
+#[test]
+fn writes_through_a_cached_table_are_dirty_tracked() {
+    let pt = PageTable::<AmdV1>::new(AmdV1Config::FOUR_LEVEL).unwrap();
+    pt.map_pages(0x20_0000, 0x7000_0000, K4, 512, RW).unwrap();
+    // Fill the paging-structure cache for the block, then track and write.
+    pt.translate(0x20_0000, false).unwrap();
+    pt.set_dirty_tracking(true).unwrap();
+    pt.translate(0x20_0000 + 9 * K4, true).unwrap();
+    let mut dirty = Vec::new();
+    pt.read_and_clear_dirty(0x20_0000, M2, false, &mut |i, l| dirty.push((i, l)));
+    assert_eq!(dirty, vec![(0x20_0000 + 9 * K4, K4)]);
+}
+
+#[test]
+fn threads_that_exit_release_their_caches() {
+    let pt = Arc::new(vtd());
+    pt.map_pages(0x40_0000, 0x9000_0000, K4, 16, RW).unwrap();
+    for _ in 0..64 {
+        let pt = pt.clone();
+        std::thread::spawn(move || {
+            for i in 0..16u64 {
+                assert_eq!(
+                    pt.translate(0x40_0000 + i * K4, false).unwrap().pa,
+                    0x9000_0000 + i * K4
+                );
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
