@@ -23,15 +23,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace --quiet
 
-step "fault injection (feature fault-inject): lints, unit tests, the fail-nth sweep"
+step "fault injection (feature fault-inject): lints and unit tests"
 FI=(--features fault/fault-inject,inproc/fault-inject,shim/fault-inject)
 cargo clippy -p fault -p inproc -p shim --all-targets "${FI[@]}" -- -D warnings
 cargo test -p fault -p shim --lib --features fault/fault-inject,shim/fault-inject --quiet
-report=$(mktemp)
-FAIL_NTH_REPORT=$report cargo test -p inproc --test fail_nth --features fault-inject --quiet
-sort "$report" | sed 's/^/  /'
-awk '{n++; p+=$2} END {printf "  %d scenarios, %d fault points swept\n", n, p}' "$report"
-rm -f "$report"
+
+step "reliability suite, CI-bounded (fail-nth sweep, model, shuttle, stress, fuzz)"
+./scripts/reliability.sh --quick
 
 step "cargo build --release"
 cargo build --release --quiet

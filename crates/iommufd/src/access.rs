@@ -8,7 +8,7 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/device.c` (`iommufd_access_*`), v6.12.
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use uapi::Errno;
 

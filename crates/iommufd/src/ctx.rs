@@ -6,10 +6,10 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/main.c` (v6.12).
 
+use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use iommu::OwnerId;
 
@@ -22,7 +22,7 @@ use crate::object::{DestroyWait, Kind, ObjKind, ObjRef, ObjType, Object, Typed};
 mod debug;
 
 /// Owner identities of contexts (the kernel uses the context pointer).
-static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+static NEXT_OWNER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// The largest object ID (`xa_limit_31b`).
 const MAX_ID: u32 = (1 << 31) - 1;

@@ -11,8 +11,8 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/device.c` (v6.12).
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::{AttachHandle, Cap, Device, ResvType};
 use uapi::Errno;
@@ -151,7 +151,8 @@ pub(crate) fn device_bind(
     Ok(obj)
 }
 
-static ALLOW_UNSAFE_INTERRUPTS: AtomicBool = AtomicBool::new(false);
+static ALLOW_UNSAFE_INTERRUPTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// The `allow_unsafe_interrupts` module parameter: lets devices whose MSIs are not
 /// isolated be bound (a DMA write could then trigger interrupts outside the

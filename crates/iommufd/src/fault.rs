@@ -9,8 +9,8 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/fault.c` (v6.12).
 
+use crate::sync::{Arc, Mutex, MutexGuard};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::fault::{IopfGroup, IopfHandler, PageResponseCode};
 use iommu::AttachHandle;

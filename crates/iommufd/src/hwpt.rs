@@ -10,8 +10,8 @@
 //! Kernel: `drivers/iommu/iommufd/hw_pagetable.c`, `device.c`
 //! (`iommufd_get_hw_info`), `io_pagetable.c` (dirty tracking), v6.12.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, MutexGuard, OnceLock};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{Arc, MutexGuard, OnceLock};
 
 use iommu::fault::IopfHandler;
 use iommu::ops::alloc_flags;

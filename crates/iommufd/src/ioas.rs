@@ -5,7 +5,7 @@
 //! Kernel: `drivers/iommu/iommufd/ioas.c`, `main.c` (`iommufd_destroy`,
 //! `iommufd_option`), v6.12.
 
-use std::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex};
 
 use iommu::Prot;
 use itree::IntervalTree;

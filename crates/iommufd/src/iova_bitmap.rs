@@ -122,3 +122,7 @@ impl DirtyRecorder for BitmapWriter<'_> {
         self.set_bits(first, last);
     }
 }
+
+#[cfg(test)]
+#[path = "iova_bitmap_overflow_tests.rs"]
+mod overflow_tests;

@@ -30,6 +30,7 @@ mod iova_bitmap;
 pub mod mm;
 mod object;
 mod pages;
+mod sync;
 #[cfg(feature = "selftest")]
 mod test_cmd;
 mod ucmd;

@@ -15,10 +15,10 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/main.c`, `iommufd_private.h` (v6.12).
 
+use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::{Arc, Condvar, Mutex};
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::access::Access;

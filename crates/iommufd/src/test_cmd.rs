@@ -8,9 +8,9 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/selftest.c`, `iommufd_test.h` (v6.12).
 
+use crate::sync::atomic::Ordering;
+use crate::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::any::Any;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use iommu::fault::{IopfFault, FAULT_LAST_PAGE, FAULT_PASID_VALID};
 use iommu::{Device, Domain};
@@ -106,7 +106,7 @@ const MAX_ACCESS_LEN: u64 = 16 * 1024 * 1024;
 
 /// `iommufd_test_memory_limit`: the cap on temporary batch memory. Results never
 /// depend on it; it is kept so the selftest can set and restore it.
-static TEMP_MEMORY_LIMIT: AtomicU32 = AtomicU32::new(65536);
+static TEMP_MEMORY_LIMIT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(65536);
 
 /// The current temporary-memory limit in bytes.
 pub fn temp_memory_limit() -> u32 {

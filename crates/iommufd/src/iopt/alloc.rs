@@ -93,6 +93,10 @@ pub(crate) fn check_iova(st: &IovaState, iova: u64, length: u64) -> Result<(), E
 }
 
 #[cfg(test)]
+#[path = "alloc_overflow_tests.rs"]
+mod overflow_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -17,9 +17,9 @@
 mod alloc;
 pub(crate) mod debug;
 
+use crate::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use iommu::{Domain, Prot};
 use itree::{IntervalTree, NodeId, Span};
@@ -29,6 +29,10 @@ use crate::access::Access;
 use crate::mm::{AccountMode, UserMemory, PAGE_SIZE};
 use crate::object::Object;
 use crate::pages::{AreaSpan, Pages};
+
+/// Keys of areas in the page stores they share (COPY puts areas of several
+/// IOASes on one store), so unique across every io_pagetable.
+static NEXT_AREA_KEY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Unmap retries on one area whose accesses do not let go (`EDEADLOCK` after).
 const MAX_UNMAP_TRIES: u32 = 100;
@@ -133,10 +137,6 @@ pub(crate) struct IoPagetable {
     iova: RwLock<IovaState>,
     accesses: Mutex<BTreeMap<u32, AccessEntry>>,
 }
-
-/// Area keys name areas in the domain coverage of their page store, which COPY
-/// shares between IOASes: they are unique process-wide, not per IOAS.
-static NEXT_AREA_KEY: AtomicU64 = AtomicU64::new(1);
 
 impl IoPagetable {
     /// An empty table: no restriction, byte alignment (`iopt_init_table`).

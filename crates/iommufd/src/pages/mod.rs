@@ -22,8 +22,8 @@
 mod check;
 mod pfns;
 
+use crate::sync::{Arc, Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use iommu::{Domain, Prot};
 use itree::{double_spans, DoubleSpan, IntervalTree, NodeId};
