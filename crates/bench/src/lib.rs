@@ -7,12 +7,14 @@
 //! ours / floor (module [`harness`]). The result is one table, optionally also
 //! written as JSON to compare commits. Timings are never asserted anywhere.
 //!
-//! Built so far: B1, B3, B4, B5 (see PERFORMANCE.md for the others).
+//! Built so far: B1, B2, B3, B4, B5, B10 (see PERFORMANCE.md for the others).
 //!
 //! Drivers and formats are lists ([`b3_pt_batch::formats`],
 //! [`b1_map_bulk::drivers`]): wiring another one in is one more entry.
 
+pub mod b10_shim_ioctl;
 pub mod b1_map_bulk;
+pub mod b2_map_unmap_small;
 pub mod b3_pt_batch;
 pub mod b4_iova_alloc;
 pub mod b5_translate;
@@ -37,6 +39,10 @@ pub fn all() -> Vec<Bench> {
             run: b1_map_bulk::run,
         },
         Bench {
+            name: "b2_map_unmap_small",
+            run: b2_map_unmap_small::run,
+        },
+        Bench {
             name: "b3_pt_batch",
             run: b3_pt_batch::run,
         },
@@ -47,6 +53,10 @@ pub fn all() -> Vec<Bench> {
         Bench {
             name: "b5_translate",
             run: b5_translate::run,
+        },
+        Bench {
+            name: "b10_shim_ioctl",
+            run: b10_shim_ioctl::run,
         },
     ]
 }

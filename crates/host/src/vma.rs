@@ -26,7 +26,7 @@ use std::io::Read;
 use std::ops::ControlFlow;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use uapi::Errno;
 
@@ -139,6 +139,72 @@ fn walk_maps<R>(mut f: impl FnMut(&MapsLine<'_>) -> ControlFlow<R>) -> Result<Op
 /// `ENOTTY`/`EINVAL`: kernels before 6.11).
 static QUERY_WORKS: AtomicBool = AtomicBool::new(true);
 
+/// This process's `/proc/self/maps`, opened once per process (a child
+/// after `fork` opens its own: the inherited one describes the parent).
+static MAPS_FILE: Mutex<Option<(u32, Arc<File>)>> = Mutex::new(None);
+
+/// The cached `/proc/self/maps` of this process, or a freshly opened one
+/// (replacing the cache) if `fresh` or there is none for this pid.
+fn maps_file(fresh: bool) -> Option<Arc<File>> {
+    let pid = std::process::id();
+    let mut cache = MAPS_FILE.lock().unwrap_or_else(PoisonError::into_inner);
+    if !fresh {
+        if let Some((p, file)) = &*cache {
+            if *p == pid {
+                return Some(file.clone());
+            }
+        }
+    }
+    let file = Arc::new(File::open("/proc/self/maps").ok()?);
+    *cache = Some((pid, file.clone()));
+    Some(file)
+}
+
+enum QueryWalk<R> {
+    /// The walk ran (or failed for a reason other than the query itself).
+    Done(Result<Option<R>, Errno>),
+    /// The first query failed with this errno: `ENOTTY`/`EINVAL` where the
+    /// kernel has no `PROCMAP_QUERY`, or anything from a stale descriptor.
+    Unsupported(Errno),
+}
+
+/// [`walk_vmas`] with `PROCMAP_QUERY` on `file`.
+fn query_walk<R>(
+    file: &File,
+    va: u64,
+    f: &mut impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
+) -> QueryWalk<R> {
+    let mut name = [0u8; 4096];
+    let mut addr = va;
+    let mut first = true;
+    loop {
+        match crate::sys::procmap_query(file.as_fd(), addr, &mut name) {
+            Ok(None) => return QueryWalk::Done(Ok(None)),
+            Ok(Some(v)) => {
+                first = false;
+                let m = MapsLine {
+                    start: v.start,
+                    end: v.end,
+                    read: v.read,
+                    write: v.write,
+                    dev: "",
+                    path: std::str::from_utf8(&name[..v.name_len]).unwrap_or(""),
+                    page_size: Some(v.page_size),
+                };
+                if let ControlFlow::Break(r) = f(&m) {
+                    return QueryWalk::Done(Ok(Some(r)));
+                }
+                if v.end <= addr {
+                    return QueryWalk::Done(Err(Errno::FAULT));
+                }
+                addr = v.end;
+            }
+            Err(e) if first => return QueryWalk::Unsupported(e),
+            Err(_) => return QueryWalk::Done(Err(Errno::FAULT)),
+        }
+    }
+}
+
 /// Calls `f` on each VMA from the one covering (or else following) `va`
 /// upwards, until it breaks, with one `PROCMAP_QUERY` ioctl per VMA: a few
 /// hundred nanoseconds each, where reading `/proc/self/maps` costs
@@ -149,39 +215,19 @@ fn walk_vmas<R>(
     mut f: impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
 ) -> Result<Option<R>, Errno> {
     if QUERY_WORKS.load(Ordering::Relaxed) {
-        if let Ok(file) = File::open("/proc/self/maps") {
-            let mut name = [0u8; 4096];
-            let mut addr = va;
-            let mut first = true;
-            loop {
-                match crate::sys::procmap_query(file.as_fd(), addr, &mut name) {
-                    Ok(None) => return Ok(None),
-                    Ok(Some(v)) => {
-                        first = false;
-                        let m = MapsLine {
-                            start: v.start,
-                            end: v.end,
-                            read: v.read,
-                            write: v.write,
-                            dev: "",
-                            path: std::str::from_utf8(&name[..v.name_len]).unwrap_or(""),
-                            page_size: Some(v.page_size),
-                        };
-                        if let ControlFlow::Break(r) = f(&m) {
-                            return Ok(Some(r));
-                        }
-                        if v.end <= addr {
-                            return Err(Errno::FAULT);
-                        }
-                        addr = v.end;
-                    }
-                    Err(Errno::NOTTY | Errno::INVAL) if first => {
-                        QUERY_WORKS.store(false, Ordering::Relaxed);
-                        break;
-                    }
-                    Err(_) if first => break,
-                    Err(_) => return Err(Errno::FAULT),
+        // A cached descriptor may have been closed or replaced behind our
+        // back (programs close descriptors they do not know); a failure on
+        // it gets one retry on a freshly opened one.
+        for fresh in [false, true] {
+            let Some(file) = maps_file(fresh) else {
+                break;
+            };
+            match query_walk(&file, va, &mut f) {
+                QueryWalk::Done(r) => return r,
+                QueryWalk::Unsupported(Errno::NOTTY | Errno::INVAL) if fresh => {
+                    QUERY_WORKS.store(false, Ordering::Relaxed);
                 }
+                QueryWalk::Unsupported(_) => {}
             }
         }
     }
