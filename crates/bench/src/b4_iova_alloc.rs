@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use iommu::iova::IovaAllocator;
 
-use crate::harness::{measure, per_iter_ns, time_ns, Config, Report, Rng, Target};
+use crate::harness::{measure, median, per_iter_ns, time_ns, Config, Report, Rng, Target};
 
 const NAME: &str = "B4 iova_alloc";
 const LIMIT: u64 = (1 << 36) - 1;
@@ -109,7 +109,6 @@ pub fn run(cfg: &Config, rep: &mut Report) {
         .map(|_| tree.alloc(1, LIMIT).expect("alloc"))
         .collect();
     let mut rng = Rng::new(17);
-    let mut max_ns = 0f64;
     let mut bt: BTreeMap<u64, u64> = live.iter().map(|&p| (p, 1)).collect();
     let mut bt_live = live.clone();
     let mut bt_rng = Rng::new(17);
@@ -135,18 +134,44 @@ pub fn run(cfg: &Config, rep: &mut Report) {
         }
         t.elapsed().as_nanos() as f64 / (2 * ops) as f64
     });
-    // Latency distribution in a separate pass (per-operation clocks).
-    for _ in 0..ops {
-        let i = rng.below(live.len() as u64) as usize;
-        let t = Instant::now();
-        tree.free(live[i], 1).expect("free");
-        lat.push(t.elapsed().as_nanos() as f64);
-        let t = Instant::now();
-        live[i] = tree.alloc(1, LIMIT).expect("alloc");
-        lat.push(t.elapsed().as_nanos() as f64);
+    // Latency distribution in separate passes (per-operation clocks). A
+    // pass's maximum on a shared VM is mostly whichever preemption hit it, so
+    // the row reports the median over passes of each pass's maximum, next to
+    // the same statistic of BTreeMap insert/remove at the same population.
+    let passes = reps;
+    let per_pass = ops / passes;
+    let mut pass_max = Vec::with_capacity(passes);
+    let mut bt_pass_max = Vec::with_capacity(passes);
+    for _ in 0..passes {
+        let start = lat.len();
+        for _ in 0..per_pass {
+            let i = rng.below(live.len() as u64) as usize;
+            let t = Instant::now();
+            tree.free(live[i], 1).expect("free");
+            lat.push(t.elapsed().as_nanos() as f64);
+            let t = Instant::now();
+            live[i] = tree.alloc(1, LIMIT).expect("alloc");
+            lat.push(t.elapsed().as_nanos() as f64);
+        }
+        pass_max.push(lat[start..].iter().copied().fold(0.0, f64::max));
+        let mut m = 0f64;
+        for _ in 0..per_pass {
+            let i = bt_rng.below(bt_live.len() as u64) as usize;
+            let p = bt_live[i];
+            let t = Instant::now();
+            bt.remove(&p);
+            m = m.max(t.elapsed().as_nanos() as f64);
+            let q = p ^ (1 << 35);
+            let t = Instant::now();
+            bt.insert(q, 1);
+            m = m.max(t.elapsed().as_nanos() as f64);
+            bt_live[i] = q;
+        }
+        bt_pass_max.push(m);
     }
+    let max_ns = median(&mut pass_max);
+    let bt_max_ns = median(&mut bt_pass_max);
     lat.sort_by(f64::total_cmp);
-    max_ns = max_ns.max(lat[lat.len() - 1]);
     let p999 = lat[lat.len() * 999 / 1000];
     rep.add(
         NAME,
@@ -170,10 +195,10 @@ pub fn run(cfg: &Config, rep: &mut Report) {
         NAME,
         &format!("slow path max, {}k live", live_n / 1000),
         max_ns,
-        0.0,
+        bt_max_ns,
         "ns",
         Target::AbsAtMost(5000.0),
-        "per-op clock; includes preemption on a shared VM",
+        "median over passes of each pass's max; floor=the same for BTreeMap",
     );
     let holes = tree.with_space(|fs| fs.holes());
     rep.add(
