@@ -347,7 +347,7 @@ impl<F: Format> PageTable<F> {
     /// # Errors
     ///
     /// `ENOENT` if nothing maps `iova`; `EPERM` if the leaf forbids the access.
-    #[inline]
+    #[inline(always)]
     pub fn translate(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
         // Read before any walk whose result is cached (see module `iotlb`).
         let epoch = self.iotlb.epoch();
@@ -377,8 +377,8 @@ impl<F: Format> PageTable<F> {
 
     /// The IOTLB miss: finds the leaf through the paging-structure cache, the
     /// large-leaf slots or a walk, then caches it (and its table) tagged with
-    /// `epoch`.
-    #[inline]
+    /// `epoch`. Out of line, so that the hit path inlines into every caller.
+    #[inline(never)]
     fn translate_miss(
         &self,
         cache: &Cache,
