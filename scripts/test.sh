@@ -34,5 +34,8 @@ step "reliability suite, CI-bounded (fail-nth sweep, model, shuttle, stress, fuz
 step "cargo build --release"
 cargo build --release --quiet
 
+step "benchmarks build and run (quick mode, no timing assertions)"
+./target/release/iommufd bench --quick --json target/bench-quick.json
+
 step "kernel selftest through iommufd run"
 ./selftest/run.sh

@@ -38,6 +38,18 @@ enum Cmd {
     },
     /// Print the path of the preload library.
     Lib,
+    /// Run the benchmark suite (B1-B10, see PERFORMANCE.md) and print one table.
+    Bench {
+        /// Smaller sizes and fewer repetitions (under a minute).
+        #[arg(long)]
+        quick: bool,
+        /// Also write the table as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Only benchmarks whose name contains NAME (e.g. b5, translate).
+        #[arg(long, value_name = "NAME")]
+        filter: Option<String>,
+    },
     /// Probe a platform description (default: the built-in one) and print its
     /// IOMMU instances, devices, groups, default domains and reserved regions.
     Platform {
@@ -85,6 +97,11 @@ fn run(program: &[OsString], caps: &[String]) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Run { program, caps } => run(&program, &caps),
+        Cmd::Bench {
+            quick,
+            json,
+            filter,
+        } => bench::main(quick, json.as_deref(), filter).context("bench"),
         Cmd::Lib => {
             println!("{}", preload_lib()?.display());
             Ok(())

@@ -171,6 +171,95 @@ pub fn eventfd(initval: u32, nonblock_cloexec: bool) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// The `struct procmap_query` of `PROCMAP_QUERY` (`include/uapi/linux/fs.h`,
+/// Linux 6.11+).
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+/// `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: libc::c_ulong = 0xC068_6611;
+const PROCMAP_QUERY_VMA_READABLE: u64 = 0x01;
+const PROCMAP_QUERY_VMA_WRITABLE: u64 = 0x02;
+const PROCMAP_QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
+
+/// One VMA as `PROCMAP_QUERY` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueriedVma {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// `r` permission.
+    pub read: bool,
+    /// `w` permission.
+    pub write: bool,
+    /// The kernel's page size for the VMA (`vma_kernel_pagesize`: the huge
+    /// page size of hugetlb VMAs, else the base page size).
+    pub page_size: u64,
+    /// Bytes of the VMA's name written to the caller's buffer (without the
+    /// terminating NUL), as `/proc/self/maps` prints it.
+    pub name_len: usize,
+}
+
+/// `ioctl(fd, PROCMAP_QUERY)` on an open `/proc/<pid>/maps`: the VMA that
+/// covers `addr`, or else the next one above it (`Ok(None)` if there is
+/// none). Its name goes to `name`.
+///
+/// # Errors
+/// The ioctl's errno: `ENOTTY`/`EINVAL` on kernels without the query,
+/// `ENAMETOOLONG` if `name` is too short.
+pub fn procmap_query(
+    fd: std::os::fd::BorrowedFd<'_>,
+    addr: u64,
+    name: &mut [u8],
+) -> Result<Option<QueriedVma>, Errno> {
+    use std::os::fd::AsRawFd;
+    let mut q = ProcmapQuery {
+        size: std::mem::size_of::<ProcmapQuery>() as u64,
+        query_flags: PROCMAP_QUERY_COVERING_OR_NEXT_VMA,
+        query_addr: addr,
+        vma_name_size: u32::try_from(name.len()).unwrap_or(u32::MAX),
+        vma_name_addr: name.as_mut_ptr() as u64,
+        ..ProcmapQuery::default()
+    };
+    // SAFETY:
+    // 1. `q` is a valid, initialized `struct procmap_query` whose `size` is its
+    //    own size, exclusively borrowed for the call;
+    // 2. the kernel writes at most `vma_name_size` bytes to `vma_name_addr`,
+    //    which is `name`, exclusively borrowed and that long; no build id
+    //    buffer is passed (`build_id_size` 0).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
+    if r < 0 {
+        let e = last_errno();
+        return if e == Errno::NOENT { Ok(None) } else { Err(e) };
+    }
+    Ok(Some(QueriedVma {
+        start: q.vma_start,
+        end: q.vma_end,
+        read: q.vma_flags & PROCMAP_QUERY_VMA_READABLE != 0,
+        write: q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE != 0,
+        page_size: q.vma_page_size,
+        name_len: (q.vma_name_size as usize).saturating_sub(1).min(name.len()),
+    }))
+}
+
 /// An anonymous mapping, unmapped on drop.
 ///
 /// [`Mmap::unmap_range`] punches holes (for fault tests); only the parts still

@@ -24,7 +24,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::ops::ControlFlow;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use uapi::Errno;
 
@@ -53,6 +55,9 @@ struct MapsLine<'a> {
     dev: &'a str,
     /// Pathname (possibly empty, possibly ending in ` (deleted)`).
     path: &'a str,
+    /// The kernel's page size for the VMA, when the source says
+    /// (`PROCMAP_QUERY`); `/proc/self/maps` lines leave it to [`page_size_of`].
+    page_size: Option<u64>,
 }
 
 fn parse_maps_line(line: &str) -> Option<MapsLine<'_>> {
@@ -81,6 +86,7 @@ fn parse_maps_line(line: &str) -> Option<MapsLine<'_>> {
         write: pb[1] == b'w',
         dev,
         path,
+        page_size: None,
     })
 }
 
@@ -125,6 +131,111 @@ fn walk_maps<R>(mut f: impl FnMut(&MapsLine<'_>) -> ControlFlow<R>) -> Result<Op
             }
             buf.copy_within(consumed..filled, 0);
             filled -= consumed;
+        }
+    })
+}
+
+/// Whether `PROCMAP_QUERY` works on this kernel (cleared at its first
+/// `ENOTTY`/`EINVAL`: kernels before 6.11).
+static QUERY_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// This process's `/proc/self/maps`, opened once per process (a child
+/// after `fork` opens its own: the inherited one describes the parent).
+static MAPS_FILE: Mutex<Option<(u32, Arc<File>)>> = Mutex::new(None);
+
+/// The cached `/proc/self/maps` of this process, or a freshly opened one
+/// (replacing the cache) if `fresh` or there is none for this pid.
+fn maps_file(fresh: bool) -> Option<Arc<File>> {
+    let pid = std::process::id();
+    let mut cache = MAPS_FILE.lock().unwrap_or_else(PoisonError::into_inner);
+    if !fresh {
+        if let Some((p, file)) = &*cache {
+            if *p == pid {
+                return Some(file.clone());
+            }
+        }
+    }
+    let file = Arc::new(File::open("/proc/self/maps").ok()?);
+    *cache = Some((pid, file.clone()));
+    Some(file)
+}
+
+enum QueryWalk<R> {
+    /// The walk ran (or failed for a reason other than the query itself).
+    Done(Result<Option<R>, Errno>),
+    /// The first query failed with this errno: `ENOTTY`/`EINVAL` where the
+    /// kernel has no `PROCMAP_QUERY`, or anything from a stale descriptor.
+    Unsupported(Errno),
+}
+
+/// [`walk_vmas`] with `PROCMAP_QUERY` on `file`.
+fn query_walk<R>(
+    file: &File,
+    va: u64,
+    f: &mut impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
+) -> QueryWalk<R> {
+    let mut name = [0u8; 4096];
+    let mut addr = va;
+    let mut first = true;
+    loop {
+        match crate::sys::procmap_query(file.as_fd(), addr, &mut name) {
+            Ok(None) => return QueryWalk::Done(Ok(None)),
+            Ok(Some(v)) => {
+                first = false;
+                let m = MapsLine {
+                    start: v.start,
+                    end: v.end,
+                    read: v.read,
+                    write: v.write,
+                    dev: "",
+                    path: std::str::from_utf8(&name[..v.name_len]).unwrap_or(""),
+                    page_size: Some(v.page_size),
+                };
+                if let ControlFlow::Break(r) = f(&m) {
+                    return QueryWalk::Done(Ok(Some(r)));
+                }
+                if v.end <= addr {
+                    return QueryWalk::Done(Err(Errno::FAULT));
+                }
+                addr = v.end;
+            }
+            Err(e) if first => return QueryWalk::Unsupported(e),
+            Err(_) => return QueryWalk::Done(Err(Errno::FAULT)),
+        }
+    }
+}
+
+/// Calls `f` on each VMA from the one covering (or else following) `va`
+/// upwards, until it breaks, with one `PROCMAP_QUERY` ioctl per VMA: a few
+/// hundred nanoseconds each, where reading `/proc/self/maps` costs
+/// microseconds plus more per VMA of the process. Falls back to
+/// [`walk_maps`] where the query is not available.
+fn walk_vmas<R>(
+    va: u64,
+    mut f: impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
+) -> Result<Option<R>, Errno> {
+    if QUERY_WORKS.load(Ordering::Relaxed) {
+        // A cached descriptor may have been closed or replaced behind our
+        // back (programs close descriptors they do not know); a failure on
+        // it gets one retry on a freshly opened one.
+        for fresh in [false, true] {
+            let Some(file) = maps_file(fresh) else {
+                break;
+            };
+            match query_walk(&file, va, &mut f) {
+                QueryWalk::Done(r) => return r,
+                QueryWalk::Unsupported(Errno::NOTTY | Errno::INVAL) if fresh => {
+                    QUERY_WORKS.store(false, Ordering::Relaxed);
+                }
+                QueryWalk::Unsupported(_) => {}
+            }
+        }
+    }
+    walk_maps(|m| {
+        if m.end <= va {
+            ControlFlow::Continue(())
+        } else {
+            f(m)
         }
     })
 }
@@ -302,7 +413,8 @@ fn internal_lookup(m: &MapsLine<'_>) -> Option<u64> {
 }
 
 fn page_size_of(m: &MapsLine<'_>) -> u64 {
-    hugetlb_size(huge_env(), m, &mut internal_lookup).unwrap_or(BASE_PAGE)
+    m.page_size
+        .unwrap_or_else(|| hugetlb_size(huge_env(), m, &mut internal_lookup).unwrap_or(BASE_PAGE))
 }
 
 /// VMAs GUP refuses whatever their permissions (`VM_PFNMAP`/`VM_IO`).
@@ -364,13 +476,13 @@ pub fn check_range(va: u64, len: u64, write: bool) -> Result<Vec<VmaSpan>, Errno
         return Ok(Vec::new());
     }
     let end = va.checked_add(len).ok_or(Errno::FAULT)?;
-    check_lines(|f| walk_maps(f), va, end, write, &mut page_size_of)
+    check_lines(|f| walk_vmas(va, f), va, end, write, &mut page_size_of)
 }
 
 /// Whether the page containing `va` belongs to a hugetlb VMA; `EFAULT` if
 /// `va` is not mapped at all (whatever the protection).
 pub fn is_hugetlb(va: u64) -> Result<bool, Errno> {
-    let r = walk_maps(|m| {
+    let r = walk_vmas(va, |m| {
         if m.end <= va {
             ControlFlow::Continue(())
         } else if m.start > va {
@@ -412,7 +524,8 @@ mod tests {
                 read: true,
                 write: true,
                 dev: "00:0f",
-                path: "/anon_hugepage (deleted)"
+                path: "/anon_hugepage (deleted)",
+                page_size: None,
             }
         );
         let l = parse_maps_line("1000-2000 ---p 00000000 00:00 0 ").unwrap();
@@ -463,6 +576,7 @@ mod tests {
             write: true,
             dev: "00:01",
             path,
+            page_size: None,
         };
         let mut none = |_: &MapsLine<'_>| None;
         let mut one_g = |_: &MapsLine<'_>| Some(1 << 30);
@@ -573,6 +687,47 @@ mod tests {
         assert_eq!(check_range(0, P, false), Err(Errno::FAULT));
         assert_eq!(check_range(u64::MAX - 10, 100, false), Err(Errno::FAULT));
         assert_eq!(check_range(a, u64::MAX / 2, false), Err(Errno::FAULT));
+    }
+
+    /// `PROCMAP_QUERY` (where the kernel has it) and the text of
+    /// `/proc/self/maps` give the same answers.
+    #[test]
+    fn query_agrees_with_maps_text() {
+        let m = Mmap::anon(8 * 4096, PROT_READ | PROT_WRITE, 0).unwrap();
+        let a = m.addr();
+        protect_page(a + 2 * P, PROT_READ);
+        protect_page(a + 5 * P, PROT_NONE);
+        let text = |va: u64, len: u64, write: bool| {
+            check_lines(|f| walk_maps(f), va, va + len, write, &mut page_size_of)
+        };
+        for (va, len) in [
+            (a, 8 * P),
+            (a, 2 * P),
+            (a + P, 3 * P),
+            (a + 3 * P, 2 * P),
+            (a + 6 * P, 2 * P),
+        ] {
+            for write in [false, true] {
+                assert_eq!(
+                    check_range(va, len, write),
+                    text(va, len, write),
+                    "{va:#x}+{len:#x} {write}"
+                );
+            }
+        }
+        let stack = &m as *const Mmap as u64;
+        assert_eq!(check_range(stack, 8, true), text(stack, 8, true));
+        let code = query_agrees_with_maps_text as fn() as usize as u64;
+        assert_eq!(check_range(code, 8, false), text(code, 8, false));
+        assert_eq!(check_range(code, 8, true), Err(Errno::FAULT));
+        // The query is used where the kernel has it (6.11+).
+        if let Ok(f) = File::open("/proc/self/maps") {
+            let mut name = [0u8; 64];
+            if crate::sys::procmap_query(f.as_fd(), a, &mut name).is_ok() {
+                let seen = walk_vmas(a, |m| ControlFlow::Break(m.page_size));
+                assert_eq!(seen, Ok(Some(Some(P))));
+            }
+        }
     }
 
     #[test]

@@ -6,13 +6,24 @@
 //! `POLLIN`). The table maps fd numbers to the emulated state; the preload library
 //! consults it on every intercepted call, so the "is this fd ours?" test is one
 //! atomic load for fds below [`FAST_FDS`].
+//!
+//! Looking up an entry is on the path of every emulated ioctl, so each thread
+//! remembers the last entry it looked up, as a weak reference tagged with the
+//! table's *generation* (a process-wide unique number that every insert and
+//! remove changes, under the write lock). A lookup whose generation still
+//! matches upgrades the weak reference: one atomic load and one increment
+//! instead of the read lock, a hash lookup and a clone. A weak reference does
+//! not keep the file open, so closing the last fd still releases it at once.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 
 use iommufd::mm::{FileOps, Files, PollMask};
 use iommufd::IommufdFile;
@@ -30,10 +41,44 @@ pub enum FdEntry {
     File(Arc<dyn FileOps>),
 }
 
+impl FdEntry {
+    fn downgrade(&self) -> WeakEntry {
+        match self {
+            FdEntry::Iommufd(file) => WeakEntry::Iommufd(Arc::downgrade(file)),
+            FdEntry::File(file) => WeakEntry::File(Arc::downgrade(file)),
+        }
+    }
+}
+
+/// An [`FdEntry`] that does not keep its file open.
+enum WeakEntry {
+    Iommufd(Weak<IommufdFile>),
+    File(Weak<dyn FileOps>),
+}
+
+impl WeakEntry {
+    fn upgrade(&self) -> Option<FdEntry> {
+        match self {
+            WeakEntry::Iommufd(file) => file.upgrade().map(FdEntry::Iommufd),
+            WeakEntry::File(file) => file.upgrade().map(FdEntry::File),
+        }
+    }
+}
+
+/// Source of table generations: unique across tables and time, 0 never used.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's last lookup: `(fd, table generation, entry)`.
+    static LAST_LOOKUP: RefCell<Option<(i32, u64, WeakEntry)>> = const { RefCell::new(None) };
+}
+
 /// The process-wide emulated-fd table.
 pub struct FdTable {
     bitmap: Box<[AtomicU64]>,
     map: RwLock<HashMap<i32, FdEntry>>,
+    /// Changes with every insert and remove (see the module documentation).
+    generation: AtomicU64,
     reserved: Mutex<HashMap<i32, OwnedFd>>,
 }
 
@@ -42,6 +87,7 @@ impl Default for FdTable {
         FdTable {
             bitmap: (0..FAST_FDS / 64).map(|_| AtomicU64::new(0)).collect(),
             map: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(NEXT_GENERATION.fetch_add(1, Ordering::Relaxed)),
             reserved: Mutex::new(HashMap::new()),
         }
     }
@@ -63,6 +109,7 @@ impl TableGuard<'_> {
     /// Records `fd` as referring to `entry`, replacing what it referred to.
     pub fn insert(&mut self, fd: i32, entry: FdEntry) -> Option<FdEntry> {
         self.table.set_bit(fd, true);
+        self.table.new_generation();
         self.map.insert(fd, entry)
     }
 
@@ -70,6 +117,7 @@ impl TableGuard<'_> {
     /// dropping the last reference releases the file.
     pub fn remove(&mut self, fd: i32) -> Option<FdEntry> {
         self.table.set_bit(fd, false);
+        self.table.new_generation();
         self.map.remove(&fd)
     }
 }
@@ -112,12 +160,36 @@ impl FdTable {
         self.map.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Invalidates every thread's cached lookup (under the write lock).
+    fn new_generation(&self) {
+        let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Release);
+    }
+
     /// The entry of `fd`, if it is emulated.
     pub fn get(&self, fd: i32) -> Option<FdEntry> {
         if !self.maybe_ours(fd) {
             return None;
         }
-        self.read().get(&fd).cloned()
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = LAST_LOOKUP
+            .try_with(|last| match &*last.borrow() {
+                Some((f, g, entry)) if *f == fd && *g == generation => entry.upgrade(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if cached.is_some() {
+            return cached;
+        }
+        let map = self.read();
+        // Stable while the read lock is held: writers change it under the write lock.
+        let generation = self.generation.load(Ordering::Acquire);
+        let entry = map.get(&fd).cloned()?;
+        drop(map);
+        let weak = entry.downgrade();
+        let _ = LAST_LOOKUP.try_with(|last| *last.borrow_mut() = Some((fd, generation, weak)));
+        Some(entry)
     }
 
     /// `(emulated fds, reserved fds)`, for leak checks in tests.

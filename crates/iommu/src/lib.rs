@@ -15,6 +15,7 @@
 pub mod device;
 mod domain;
 pub mod fault;
+pub mod iova;
 pub mod map;
 pub mod msi;
 pub mod ops;

@@ -83,16 +83,20 @@ pub(crate) fn iova_ranges(ucmd: &Ucmd<'_>, cmd: &mut IoasIovaRanges) -> Result<(
         return Err(Errno::OPNOTSUPP);
     }
     let ioas = ucmd.ictx.get::<Ioas>(cmd.ioas_id)?;
-    let (holes, alignment) = ioas.iopt.iova_ranges();
-    let capacity = cmd.num_iovas as usize;
-    for (i, &(start, last)) in holes.iter().enumerate().take(capacity) {
-        let uptr = cmd.allowed_iovas.wrapping_add(16 * i as u64);
-        ucmd.write_user(uptr, &IovaRange { start, last })?;
-    }
-    cmd.num_iovas = holes.len() as u32;
+    let capacity = u64::from(cmd.num_iovas);
+    let mut count = 0u64;
+    let alignment = ioas.iopt.for_each_iova_range(|start, last| {
+        if count < capacity {
+            let uptr = cmd.allowed_iovas.wrapping_add(16 * count);
+            ucmd.write_user(uptr, &IovaRange { start, last })?;
+        }
+        count += 1;
+        Ok(())
+    })?;
+    cmd.num_iovas = count as u32;
     cmd.out_iova_alignment = alignment;
     ucmd.respond(cmd)?;
-    if holes.len() > capacity {
+    if count > capacity {
         return Err(Errno::MSGSIZE);
     }
     Ok(())

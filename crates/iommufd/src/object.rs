@@ -10,12 +10,17 @@
 //!   bias. Destruction driven by a driver (access destroy, device unbind) waits for
 //!   it to drain instead of failing with `EBUSY`.
 //!
+//! Both counts live in one 64-bit word (`users` in the low half, `shortterm_users`
+//! in the high half), so that a lookup takes both with one atomic operation and
+//! drops both with one, where the kernel uses two `refcount_t`s; every operation
+//! on either count is still atomic on the pair.
+//!
 //! Inter-object references are explicit `users_inc`/`users_dec` calls paired in
 //! the create and destroy paths, as in the kernel; the `Arc` only keeps the memory.
 //!
 //! Kernel: `drivers/iommu/iommufd/main.c`, `iommufd_private.h` (v6.12).
 
-use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, Condvar, Mutex};
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -122,12 +127,14 @@ impl DestroyWait {
         self.cond.notify_all();
     }
 
-    /// Waits until `count` reaches zero; false on timeout.
-    fn wait_zero(&self, count: &AtomicU32, timeout: Duration) -> bool {
+    /// Waits until the shortterm count of `refs` reaches zero; false on timeout.
+    fn wait_shortterm_zero(&self, refs: &AtomicU64, timeout: Duration) -> bool {
         let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let (_guard, res) = self
             .cond
-            .wait_timeout_while(guard, timeout, |_| count.load(Ordering::Acquire) != 0)
+            .wait_timeout_while(guard, timeout, |_| {
+                shortterm(refs.load(Ordering::Acquire)) != 0
+            })
             .unwrap_or_else(|e| e.into_inner());
         !res.timed_out()
     }
@@ -136,8 +143,8 @@ impl DestroyWait {
 /// One object of a context.
 pub struct Object {
     id: u32,
-    users: AtomicU32,
-    shortterm_users: AtomicU32,
+    /// `users | shortterm_users << 32`.
+    refs: AtomicU64,
     waitq: Arc<DestroyWait>,
     pub(crate) kind: ObjKind,
 }
@@ -150,8 +157,7 @@ impl Object {
         crate::debug::LIVE_OBJECTS.fetch_add(1, Ordering::AcqRel);
         Arc::new(Object {
             id,
-            users: AtomicU32::new(1),
-            shortterm_users: AtomicU32::new(1),
+            refs: AtomicU64::new(USER | SHORTTERM),
             waitq,
             kind,
         })
@@ -174,39 +180,39 @@ impl Object {
 
     /// Takes a long-lived reference; the caller must already hold one.
     pub(crate) fn users_inc(&self) {
-        let old = self.users.fetch_add(1, Ordering::Relaxed);
-        debug_assert!(old > 0, "users_inc on a dead object");
+        let old = self.refs.fetch_add(USER, Ordering::Relaxed);
+        debug_assert!(users(old) > 0, "users_inc on a dead object");
     }
 
     /// Drops a long-lived reference taken by [`Object::users_inc`].
     pub(crate) fn users_dec(&self) {
-        let old = self.users.fetch_sub(1, Ordering::Release);
-        debug_assert!(old > 1, "users_dec dropped the table's reference");
+        let old = self.refs.fetch_sub(USER, Ordering::Release);
+        debug_assert!(users(old) > 1, "users_dec dropped the table's reference");
     }
 
     /// `refcount_dec_if_one(&users)`.
     pub(crate) fn users_dec_if_one(&self) -> bool {
-        self.users
-            .compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed)
+        self.refs
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| {
+                (users(v) == 1).then(|| v - USER)
+            })
             .is_ok()
     }
 
-    /// `iommufd_lock_obj`: takes a temporary reference unless the object is dying.
+    /// `iommufd_lock_obj`: takes a temporary reference unless the object is
+    /// dying (either count at zero).
     pub(crate) fn lock_obj(&self) -> bool {
-        if !inc_not_zero(&self.users) {
-            return false;
-        }
-        if !inc_not_zero(&self.shortterm_users) {
-            self.users.fetch_sub(1, Ordering::Release);
-            return false;
-        }
-        true
+        self.refs
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| {
+                (users(v) != 0 && shortterm(v) != 0).then(|| v + USER + SHORTTERM)
+            })
+            .is_ok()
     }
 
     /// `iommufd_put_object`: drops a temporary reference.
     fn put(&self) {
-        self.users.fetch_sub(1, Ordering::Release);
-        if self.shortterm_users.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let old = self.refs.fetch_sub(USER + SHORTTERM, Ordering::AcqRel);
+        if shortterm(old) == 1 {
             self.waitq.wake();
         }
     }
@@ -214,22 +220,26 @@ impl Object {
     /// Drops the table's shortterm bias and waits for racing lookups to finish.
     /// On timeout the bias is restored and false returned.
     pub(crate) fn dec_wait_shortterm(&self) -> bool {
-        if self.shortterm_users.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if shortterm(self.refs.fetch_sub(SHORTTERM, Ordering::AcqRel)) == 1 {
             return true;
         }
         if self
             .waitq
-            .wait_zero(&self.shortterm_users, SHORTTERM_TIMEOUT)
+            .wait_shortterm_zero(&self.refs, SHORTTERM_TIMEOUT)
         {
             return true;
         }
-        self.shortterm_users.fetch_add(1, Ordering::AcqRel);
+        self.refs.fetch_add(SHORTTERM, Ordering::AcqRel);
         false
     }
 
     /// Restores the table's shortterm bias after a failed driver destroy.
     pub(crate) fn restore_shortterm(&self) {
-        self.shortterm_users.store(1, Ordering::Release);
+        let _ = self
+            .refs
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| {
+                Some(u64::from(users(v)) | SHORTTERM)
+            });
     }
 
     /// Runs the type's destroy hook (`iommufd_object_ops[type].destroy`).
@@ -251,10 +261,8 @@ impl Object {
 impl Object {
     /// `(users, shortterm_users)`, for invariant checks.
     pub(crate) fn debug_counts(&self) -> (u32, u32) {
-        (
-            self.users.load(Ordering::Acquire),
-            self.shortterm_users.load(Ordering::Acquire),
-        )
+        let refs = self.refs.load(Ordering::Acquire);
+        (users(refs), shortterm(refs))
     }
 }
 
@@ -264,12 +272,17 @@ impl Drop for Object {
     }
 }
 
-fn inc_not_zero(count: &AtomicU32) -> bool {
-    count
-        .fetch_update(Ordering::Acquire, Ordering::Relaxed, |v| {
-            (v != 0).then(|| v + 1)
-        })
-        .is_ok()
+/// One `users` reference in [`Object::refs`].
+const USER: u64 = 1;
+/// One `shortterm_users` reference in [`Object::refs`].
+const SHORTTERM: u64 = 1 << 32;
+
+fn users(refs: u64) -> u32 {
+    refs as u32
+}
+
+fn shortterm(refs: u64) -> u32 {
+    (refs >> 32) as u32
 }
 
 /// A temporary reference taken by a lookup; dropping it is `iommufd_put_object`.

@@ -16,10 +16,10 @@ pub(crate) use std::sync::{Arc, OnceLock, Weak};
 /// Atomics (`std::sync::atomic` or shuttle's).
 pub(crate) mod atomic {
     #[cfg(not(shuttle))]
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8};
 
     #[cfg(shuttle)]
-    pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
+    pub(crate) use shuttle::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8};
 
     pub(crate) use std::sync::atomic::Ordering;
 }

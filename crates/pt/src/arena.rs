@@ -11,15 +11,23 @@
 //! writer go to a free list ([`Alloc`]) and are reused; [`Arena::release_unused`]
 //! returns whole empty segments to the allocator when the caller holds `&mut`.
 //!
-//! The table at unit `u` has the fake physical address `u << unit_bytes_lg2`.
+//! Fake physical addresses name the segment directly: the table at offset `o`
+//! units into segment `k` has the address `k << SEG_SHIFT | o << unit_bytes_lg2`,
+//! so a reader turns an entry's address into a table with one shift and one
+//! load of the segment pointer (no arithmetic on the unit number).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::OnceLock;
 
 use uapi::Errno;
 
-/// The most segments an arena can grow to (enough for `2^40` tables).
+/// The most segments an arena can grow to.
 const MAX_SEGMENTS: usize = 40;
+/// Bit position of the segment number in a table's fake physical address; a
+/// segment holds at most `2^SEG_SHIFT` bytes (1 TiB of tables). Addresses stay
+/// below `2^46`, inside every format's address field.
+const SEG_SHIFT: u32 = 40;
+const SEG_MASK: u64 = (1 << SEG_SHIFT) - 1;
 
 /// Segmented, append-only storage for page tables.
 pub(crate) struct Arena {
@@ -122,14 +130,40 @@ impl Arena {
     /// The table whose fake physical address is `pa`, or `None`.
     #[inline]
     pub(crate) fn table_at(&self, pa: u64) -> Option<(u64, &[AtomicU64])> {
-        let unit = pa >> self.unit_bytes_lg2();
-        self.table(unit).map(|t| (unit, t))
+        if (pa >> SEG_SHIFT) as usize > self.segments.len() {
+            return None;
+        }
+        let unit = self.unit_of(pa);
+        Some((unit, self.table(unit)?))
+    }
+
+    /// Entry `index` of the table whose fake physical address is `pa`, or
+    /// `None` (the reader's fast path: one shift, one segment load, one bounds
+    /// check). `index` must be below the table's entry count.
+    #[inline(always)]
+    pub(crate) fn entry_at(&self, pa: u64, index: usize) -> Option<&AtomicU64> {
+        let k = (pa >> SEG_SHIFT) as usize;
+        let seg: &[AtomicU64] = if k == 0 {
+            &self.seg0
+        } else {
+            self.segments.get(k.wrapping_sub(1))?.get()?
+        };
+        seg.get((((pa & SEG_MASK) >> 3) as usize).wrapping_add(index))
+    }
+
+    /// The unit whose table has the fake physical address `pa`.
+    #[inline]
+    pub(crate) fn unit_of(&self, pa: u64) -> u64 {
+        let k = pa >> SEG_SHIFT;
+        let first = ((1u64 << k.min(63)) - 1) << self.base_units_lg2;
+        first + ((pa & SEG_MASK) >> self.unit_bytes_lg2())
     }
 
     /// The fake physical address of `unit`.
     #[inline]
     pub(crate) fn unit_pa(&self, unit: u64) -> u64 {
-        unit << self.unit_bytes_lg2()
+        let (k, first) = self.segment_of(unit);
+        ((k as u64) << SEG_SHIFT) | ((unit - first) << self.unit_bytes_lg2())
     }
 
     /// Allocates a zeroed table.
@@ -146,10 +180,12 @@ impl Arena {
             None => {
                 let unit = a.next_unit;
                 let (k, first) = self.segment_of(unit);
-                if k > MAX_SEGMENTS {
+                let seg_units = (1u64 << k) << self.base_units_lg2;
+                if k > MAX_SEGMENTS
+                    || (seg_units << self.unit_bytes_lg2()).trailing_zeros() > SEG_SHIFT
+                {
                     return Err(Errno::NOMEM);
                 }
-                let seg_units = (1u64 << k) << self.base_units_lg2;
                 if k > 0 {
                     let seg_words = seg_units << self.unit_words_lg2;
                     self.segments[k - 1].get_or_init(|| zeroed(seg_words as usize));

@@ -104,7 +104,10 @@ impl Geometry {
     /// lg2 of the bytes one entry at `level` covers (the leaf size there).
     #[inline]
     pub const fn level_shift(&self, level: u32) -> u32 {
-        self.granule_lg2 + level * self.items_lg2
+        // Small numbers (a validated geometry has at most 8 levels and shifts
+        // below 128): no overflow check needed on this hot path.
+        self.granule_lg2
+            .wrapping_add(level.wrapping_mul(self.items_lg2))
     }
 
     /// The top level.

@@ -29,6 +29,7 @@ mod arena;
 mod audit;
 pub mod fmt;
 mod format;
+mod iotlb;
 pub mod log2;
 mod lookup;
 mod table;
@@ -36,6 +37,7 @@ mod walk;
 
 pub use audit::LeafEntry;
 pub use format::{EntryKind, Format, Geometry, PartialUnmap};
+pub use iotlb::SMALL as IOTLB_SLOTS;
 pub use table::{PageTable, Translation};
 pub use uapi::Errno;
 

@@ -13,9 +13,32 @@ use std::sync::{Mutex, MutexGuard};
 use uapi::Errno;
 
 use crate::arena::{Alloc, Arena};
-use crate::format::{Format, Geometry};
+use crate::format::{EntryKind, Format, Geometry};
+use crate::iotlb::{self, Cache, Hit, Iotlb};
 use crate::log2;
 use crate::Prot;
+
+impl From<Hit> for Translation {
+    #[inline(always)]
+    fn from(h: Hit) -> Translation {
+        Translation {
+            pa: h.pa,
+            leaf_size: 1 << h.size_lg2,
+            prot: h.prot,
+        }
+    }
+}
+
+impl From<Translation> for Hit {
+    #[inline(always)]
+    fn from(t: Translation) -> Hit {
+        Hit {
+            pa: t.pa,
+            size_lg2: t.leaf_size.trailing_zeros(),
+            prot: t.prot,
+        }
+    }
+}
 
 /// The result of a hardware-like translation of one IOVA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +82,15 @@ pub struct PageTable<F: Format> {
     /// Bytes of live tables, readable without the lock.
     table_bytes: AtomicU64,
     pgsize_bitmap: u64,
+    /// The epoch of this table's entries in the software IOTLB of
+    /// [`PageTable::translate`]; every unmap invalidates them.
+    iotlb: Iotlb,
+    /// `geo.level_shift(level)` for each level, for the lock-free walk.
+    pub(crate) shifts: [u32; 8],
+    /// Entries per table below the top, minus one.
+    pub(crate) item_mask: usize,
+    /// `geo.max_iova()`.
+    pub(crate) iova_last: u64,
 }
 
 impl<F: Format> PageTable<F> {
@@ -81,6 +113,10 @@ impl<F: Format> PageTable<F> {
             writer: Mutex::new(alloc),
             dirty_tracking: AtomicBool::new(false),
             table_bytes: AtomicU64::new(table_bytes),
+            iotlb: Iotlb::default(),
+            shifts: std::array::from_fn(|l| geo.level_shift((l as u32).min(geo.levels - 1))),
+            item_mask: (1usize << geo.items_lg2) - 1,
+            iova_last: geo.max_iova(),
         })
     }
 
@@ -271,6 +307,9 @@ impl<F: Format> PageTable<F> {
         let mut w = self.lock();
         let unmapped = self.unmap_walk(&mut w, iova, last);
         self.update_table_bytes(&w);
+        // Before the entries' tables can be reused and before returning: no
+        // translation that starts after this call can see the old leaves.
+        self.iotlb.invalidate();
         unmapped
     }
 
@@ -297,29 +336,157 @@ impl<F: Format> PageTable<F> {
     /// would: checks permission, sets the accessed flag and, on a write while dirty
     /// tracking is enabled, the dirty flag. Lock-free.
     ///
+    /// Hits in the software IOTLB (module `iotlb`: per thread, one thread-local
+    /// access and one compare); misses usually find the leaf's table in its
+    /// paging-structure cache. Every [`Self::unmap_pages`] invalidates this
+    /// table's entries before returning, so a translation that starts after an
+    /// unmap returned never sees the unmapped leaves. Writes while dirty
+    /// tracking is on always load the leaf, so that its dirty flag is set for
+    /// each of them.
+    ///
     /// # Errors
     ///
     /// `ENOENT` if nothing maps `iova`; `EPERM` if the leaf forbids the access.
+    #[inline(always)]
     pub fn translate(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
-        let track = self.dirty_tracking.load(Ordering::Relaxed);
-        let (level, raw) = self.walk_update(iova, |raw, prot| {
-            let needed = if write { Prot::WRITE } else { Prot::READ };
-            if !prot.contains(needed) {
-                return Err(Errno::PERM);
+        // Read before any walk whose result is cached (see module `iotlb`).
+        let epoch = self.iotlb.epoch();
+        let track = write && self.dirty_tracking.load(Ordering::Relaxed);
+        let needed = if write { Prot::WRITE } else { Prot::READ };
+        // One thread-local access for hit and miss. A hit comes back in two
+        // registers; a miss's result is written in place, and `out` is the
+        // return value on every path (a copy of it would stall on store
+        // forwarding).
+        let mut out = Err(Errno::NOENT);
+        let hit = iotlb::with_cache(|cache| {
+            if !track {
+                if let Some(hit) = cache.lookup_small(epoch, iova, needed, self.geo.granule_lg2) {
+                    return hit.pack();
+                }
             }
-            let raw = self.fmt.set_accessed(raw);
-            Ok(if write && track {
-                self.fmt.make_dirty(raw)
-            } else {
-                raw
-            })
-        })?;
-        let shift = self.geo.level_shift(level);
-        Ok(Translation {
-            pa: self.fmt.leaf_pa(level, raw) + (iova & log2::low_mask(shift)),
-            leaf_size: 1 << shift,
-            prot: self.fmt.leaf_prot(level, raw),
-        })
+            out = self.translate_miss(cache, epoch, iova, write, track);
+            (0, 0)
+        });
+        match hit {
+            Some((_, 0)) => {}
+            Some(packed) => out = Ok(Hit::unpack(packed).into()),
+            None => out = self.translate_uncached(iova, write),
+        }
+        out
+    }
+
+    /// The IOTLB miss: finds the leaf through the paging-structure cache, the
+    /// large-leaf slots or a walk, then caches it (and its table) tagged with
+    /// `epoch`. Out of line, so that the hit path inlines into every caller.
+    #[inline(never)]
+    fn translate_miss(
+        &self,
+        cache: &Cache,
+        epoch: u64,
+        iova: u64,
+        write: bool,
+        track: bool,
+    ) -> Result<Translation, Errno> {
+        let (g, l) = (self.geo.granule_lg2, self.shifts[1]);
+        if let Some(table_pa) = cache.lookup_table(epoch, iova, l) {
+            let index = (iova.wrapping_shr(g) as usize) & self.item_mask;
+            let entry = self.arena.entry_at(table_pa, index).ok_or(Errno::NOENT)?;
+            if let Some(t) = self.translate_entry(entry, 0, iova, write, track) {
+                let t = t?;
+                cache.insert(epoch, iova, t.into(), g, l);
+                return Ok(t);
+            }
+        } else if !track {
+            let needed = if write { Prot::WRITE } else { Prot::READ };
+            if let Some(hit) = cache.lookup_large(epoch, iova, needed, l) {
+                return Ok(hit.into());
+            }
+        }
+        self.translate_walk(cache, epoch, iova, write, track)
+    }
+
+    #[inline(never)]
+    fn translate_walk(
+        &self,
+        cache: &Cache,
+        epoch: u64,
+        iova: u64,
+        write: bool,
+        track: bool,
+    ) -> Result<Translation, Errno> {
+        let (g, l) = (self.geo.granule_lg2, self.shifts[1]);
+        loop {
+            let (entry, level, _, table) = self.walk_leaf(iova).ok_or(Errno::NOENT)?;
+            if let Some(t) = self.translate_entry(entry, level, iova, write, track) {
+                let t = t?;
+                cache.insert(epoch, iova, t.into(), g, l);
+                if let (0, Some(table_pa)) = (level, table) {
+                    cache.insert_table(epoch, iova, table_pa, l);
+                }
+                return Ok(t);
+            }
+        }
+    }
+
+    /// [`Self::translate`] without the software IOTLB: always walks the table.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::translate`].
+    #[inline]
+    pub fn translate_uncached(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
+        let track = write && self.dirty_tracking.load(Ordering::Relaxed);
+        loop {
+            let (entry, level, _) = self.walk(iova).ok_or(Errno::NOENT)?;
+            if let Some(t) = self.translate_entry(entry, level, iova, write, track) {
+                return t;
+            }
+        }
+    }
+
+    /// The translation by the entry `entry` at `level` that a walk for `iova`
+    /// reached: checks it is a leaf allowing the access and sets the accessed
+    /// (and, when tracking a write, dirty) flags atomically, as the hardware
+    /// does. `None` if the entry changed before the flags could be set (the
+    /// caller walks again).
+    #[inline(always)]
+    fn translate_entry(
+        &self,
+        entry: &AtomicU64,
+        level: u32,
+        iova: u64,
+        write: bool,
+        track: bool,
+    ) -> Option<Result<Translation, Errno>> {
+        let needed = if write { Prot::WRITE } else { Prot::READ };
+        let raw = entry.load(Ordering::Acquire);
+        if self.fmt.entry_kind(level, raw) != EntryKind::Leaf {
+            return Some(Err(Errno::NOENT));
+        }
+        if !self.fmt.leaf_prot(level, raw).contains(needed) {
+            return Some(Err(Errno::PERM));
+        }
+        let mut new = self.fmt.set_accessed(raw);
+        if track {
+            new = self.fmt.make_dirty(new);
+        }
+        if new != raw
+            && entry
+                .compare_exchange(raw, new, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return None;
+        }
+        let shift = self.shifts[level as usize & 7];
+        let size = 1u64.wrapping_shl(shift);
+        Some(Ok(Translation {
+            pa: self
+                .fmt
+                .leaf_pa(level, new)
+                .wrapping_add(iova & size.wrapping_sub(1)),
+            leaf_size: size,
+            prot: self.fmt.leaf_prot(level, new),
+        }))
     }
 
     /// Enables or disables dirty tracking (whether `translate` records writes).

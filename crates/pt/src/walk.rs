@@ -38,27 +38,64 @@ impl<F: Format> PageTable<F> {
 
     #[inline]
     fn unit_of(&self, table_pa: u64) -> u64 {
-        table_pa >> self.arena.unit_bytes_lg2()
+        self.arena.unit_of(table_pa)
     }
 
     /// Lock-free walk to the leaf mapping `iova`: `(entry, level, raw value)`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn walk(&self, iova: u64) -> Option<(&AtomicU64, u32, u64)> {
-        if iova > self.geo.max_iova() {
+        self.walk_leaf(iova)
+            .map(|(e, level, raw, _)| (e, level, raw))
+    }
+
+    /// Lock-free walk to the leaf mapping `iova`: `(entry, level, raw value,
+    /// table)`, where `table` is the fake physical address of the table holding
+    /// the entry (`None` for the top table).
+    ///
+    /// The reader's hot path (every IOTLB miss): specialised for the usual
+    /// level counts so that the per-level loop unrolls with constant levels;
+    /// shifts, masks and the input width are precomputed, and index arithmetic
+    /// is wrapping (every value is masked or bounds-checked before use).
+    #[inline(always)]
+    pub(crate) fn walk_leaf(&self, iova: u64) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
+        match self.geo.top_level() {
+            3 => self.walk_from(iova, 3),
+            2 => self.walk_from(iova, 2),
+            4 => self.walk_from(iova, 4),
+            top => self.walk_dyn(iova, top),
+        }
+    }
+
+    #[inline(never)]
+    fn walk_dyn(&self, iova: u64, top: u32) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
+        self.walk_from(iova, top)
+    }
+
+    /// The walk from the top table at level `top` (a constant where inlined).
+    #[inline(always)]
+    fn walk_from(&self, iova: u64, top: u32) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
+        if iova > self.iova_last {
             return None;
         }
-        let mut level = self.geo.top_level();
-        let mut table = self.arena.top();
+        let table = self.arena.top();
+        let index = (iova.wrapping_shr(self.shifts[top as usize & 7]) as usize)
+            & table.len().wrapping_sub(1);
+        let mut entry = table.get(index)?;
+        let mut table_pa = None;
+        let mut level = top;
         loop {
-            let entry = &table[self.index(iova, level, table.len())];
             let raw = entry.load(Ordering::Acquire);
             match self.fmt.entry_kind(level, raw) {
                 EntryKind::Empty => return None,
-                EntryKind::Leaf => return Some((entry, level, raw)),
+                EntryKind::Leaf => return Some((entry, level, raw, table_pa)),
                 EntryKind::Table if level == 0 => return None,
                 EntryKind::Table => {
-                    level -= 1;
-                    table = self.arena.table_at(self.fmt.table_pa(raw))?.1;
+                    level = level.wrapping_sub(1);
+                    let index = (iova.wrapping_shr(self.shifts[level as usize & 7]) as usize)
+                        & self.item_mask;
+                    let pa = self.fmt.table_pa(raw);
+                    entry = self.arena.entry_at(pa, index)?;
+                    table_pa = Some(pa);
                 }
             }
         }

@@ -473,16 +473,31 @@ impl IoPagetable {
 
     /// The usable IOVA ranges (holes of the reserved set) and the alignment.
     pub(crate) fn iova_ranges(&self) -> (Vec<(u64, u64)>, u64) {
+        let mut holes = Vec::new();
+        let alignment = self.for_each_iova_range(|start, last| {
+            holes.push((start, last));
+            Ok(())
+        });
+        (holes, alignment.unwrap_or_default())
+    }
+
+    /// Calls `f` on each usable IOVA range in order, under the IOVA lock (as
+    /// the kernel copies them out under `iova_rwsem`), without allocating;
+    /// returns the alignment, or the first error of `f`.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub(crate) fn for_each_iova_range(
+        &self,
+        mut f: impl FnMut(u64, u64) -> Result<(), Errno>,
+    ) -> Result<u64, Errno> {
         let st = self.iova_read();
-        let holes = st
-            .reserved
-            .spans(0, u64::MAX)
-            .filter_map(|span| match span {
-                Span::Hole { start, last } => Some((start, last)),
-                Span::Used { .. } => None,
-            })
-            .collect();
-        (holes, st.iova_alignment)
+        for span in st.reserved.spans(0, u64::MAX) {
+            if let Span::Hole { start, last } = span {
+                f(start, last)?;
+            }
+        }
+        Ok(st.iova_alignment)
     }
 
     // ---- domains ------------------------------------------------------------

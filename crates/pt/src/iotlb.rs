@@ -1,0 +1,286 @@
+//! A software IOTLB in front of [`PageTable::translate`](crate::PageTable::translate):
+//! lock-free hits for emulated-device DMA, invalidated by every unmap.
+//!
+//! Kernel: there is no software IOTLB in Linux; this plays the role of the
+//! hardware IOTLB that `iommu_iotlb_sync()` flushes after `unmap_pages`.
+//!
+//! # Design
+//!
+//! Each thread owns one direct-mapped cache shared by every page table it
+//! translates through (like a device's own ATC): [`SMALL`] slots for leaves
+//! smaller than a level-1 block, keyed by granule number, and [`LARGE`] slots
+//! for larger leaves, keyed by level-1 block number. Behind them, a
+//! paging-structure cache of [`TABLES`] slots remembers, per level-1 block, the
+//! level-0 table holding its leaves, so that a miss on a small leaf usually
+//! costs one table-entry load instead of a whole walk (as the PDE caches of
+//! VT-d and x86 do). A slot is read and written only by its thread, so a hit
+//! is one thread-local access, two loads and one compare, and a fill is plain
+//! stores: no locked instruction on either path (a locked instruction would
+//! serialise the walks that a DMA engine overlaps).
+//! The cache is allocated on a thread's first translation and freed when the
+//! thread exits; thread-local storage itself holds only a pointer, so threads
+//! with small stacks are not affected.
+//!
+//! A slot is tagged with `(page number, epoch)`. Every page table has an
+//! *epoch*, a number that changes with every `unmap_pages` (after clearing the
+//! entries, before returning, under the writer lock). Epochs come from one
+//! process-wide 64-bit counter, in blocks of [`EPOCH_BLOCK`] that a table
+//! reserves when it is created and whenever it has used up its block, so they
+//! are never reused: the epoch names both the table and the state it is in,
+//! and an unmap invalidates every cached translation of its table in every
+//! thread at once:
+//!
+//! - a filler reads the epoch *before* its walk and tags the slot with that
+//!   value, so a walk that ran before an unmap's clears carries the old epoch
+//!   and is rejected by every translation that starts after the unmap
+//!   returned;
+//! - a filler that read the new epoch also sees the cleared entries (the epoch
+//!   store is a release, the filler's load an acquire), so it cannot cache
+//!   them.
+//!
+//! Maps never invalidate: only present leaves and the tables holding them are
+//! cached, a map only turns empty entries into leaves or tables, and tables
+//! are detached and freed only by unmaps. An entry reached through a cached
+//! table is always loaded afresh.
+//!
+//! Dirty tracking: a write while tracking is enabled never hits; it loads the
+//! leaf entry (through a cached table or a walk) and sets its dirty flag
+//! atomically, as the hardware does. Reads, and writes without tracking, hit.
+//! The accessed flag is set by the walk that fills the slot.
+
+use std::cell::{Cell, OnceCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Prot;
+
+/// Slots for leaves smaller than a level-1 block, per thread (a power of two).
+pub const SMALL: usize = 1024;
+/// Slots for level-1 and larger leaves, per thread (a power of two).
+pub(crate) const LARGE: usize = 256;
+/// Paging-structure cache slots (level-0 tables by level-1 block), per thread.
+pub(crate) const TABLES: usize = 1024;
+
+/// The process-wide epoch counter; 0 is never handed out (empty slots).
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+/// Epochs a table reserves from [`NEXT_EPOCH`] at a time, so that unmaps in
+/// different tables do not all write one shared counter.
+const EPOCH_BLOCK: u64 = 1 << 16;
+
+/// One cached leaf chunk: the granule (small slots) or level-1 block (large
+/// slots) `tag` of the table state `epoch` starts at output address `pa`. In
+/// the paging-structure cache, `pa` is the fake physical address of the
+/// level-0 table holding the leaves of level-1 block `tag`.
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    tag: u64,
+    epoch: u64,
+    pa: u64,
+    /// `size_lg2 | prot << 8` of the whole leaf.
+    meta: u64,
+}
+
+impl Slot {
+    #[inline(always)]
+    fn matches(&self, tag: u64, epoch: u64) -> bool {
+        (self.tag ^ tag) | (self.epoch ^ epoch) == 0
+    }
+}
+
+/// One thread's IOTLB: shared by every page table the thread translates in.
+pub(crate) struct Cache {
+    small: [Cell<Slot>; SMALL],
+    large: [Cell<Slot>; LARGE],
+    tables: [Cell<Slot>; TABLES],
+}
+
+thread_local! {
+    static CACHE: OnceCell<Box<Cache>> = const { OnceCell::new() };
+}
+
+#[cold]
+fn new_cache() -> Box<Cache> {
+    Box::new(Cache {
+        small: std::array::from_fn(|_| Cell::default()),
+        large: std::array::from_fn(|_| Cell::default()),
+        tables: std::array::from_fn(|_| Cell::default()),
+    })
+}
+
+/// Runs `f` with this thread's cache, allocating it on first use; `None`
+/// without running it while the thread's locals are being destroyed.
+#[inline(always)]
+pub(crate) fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> Option<R> {
+    CACHE.try_with(|c| f(c.get_or_init(new_cache))).ok()
+}
+
+/// `2^lg2 - 1` for `lg2 < 64` (leaf and chunk sizes).
+#[inline(always)]
+fn low_mask(lg2: u32) -> u64 {
+    (1u64.wrapping_shl(lg2)).wrapping_sub(1)
+}
+
+#[inline(always)]
+fn index(tag: u64, epoch: u64, slots: usize) -> usize {
+    ((tag ^ epoch) as usize) & (slots - 1)
+}
+
+/// A cached translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hit {
+    /// Output address of the translated IOVA.
+    pub(crate) pa: u64,
+    /// lg2 of the size of the leaf.
+    pub(crate) size_lg2: u32,
+    /// What the leaf allows.
+    pub(crate) prot: Prot,
+}
+
+impl Hit {
+    /// `(pa, size_lg2 | prot << 8 | 1 << 63)`: two registers, never `(_, 0)`.
+    #[inline(always)]
+    pub(crate) fn pack(self) -> (u64, u64) {
+        (
+            self.pa,
+            u64::from(self.size_lg2) | (u64::from(self.prot.bits()) << 8) | (1 << 63),
+        )
+    }
+
+    /// The inverse of [`Hit::pack`].
+    #[inline(always)]
+    pub(crate) fn unpack((pa, meta): (u64, u64)) -> Hit {
+        Hit {
+            pa,
+            size_lg2: (meta & 0xff) as u32,
+            prot: Prot::from_bits_retain((meta >> 8) as u32),
+        }
+    }
+}
+
+impl Cache {
+    #[inline(always)]
+    fn hit(s: &Slot, iova: u64, chunk_lg2: u32, needed: Prot) -> Option<Hit> {
+        let prot = Prot::from_bits_retain((s.meta >> 8) as u32);
+        prot.contains(needed).then(|| Hit {
+            pa: s.pa.wrapping_add(iova & low_mask(chunk_lg2)),
+            size_lg2: (s.meta & 0xff) as u32,
+            prot,
+        })
+    }
+
+    /// The cached small leaf (granule `granule_lg2`) covering `iova` in table
+    /// state `epoch`, if it allows `needed`.
+    #[inline(always)]
+    pub(crate) fn lookup_small(
+        &self,
+        epoch: u64,
+        iova: u64,
+        needed: Prot,
+        granule_lg2: u32,
+    ) -> Option<Hit> {
+        let tag = iova.wrapping_shr(granule_lg2);
+        let s = self.small[index(tag, epoch, SMALL)].get();
+        if !s.matches(tag, epoch) {
+            return None;
+        }
+        Self::hit(&s, iova, granule_lg2, needed)
+    }
+
+    /// The cached large leaf (level-1 block size `large_lg2` or more)
+    /// covering `iova` in table state `epoch`, if it allows `needed`.
+    #[inline(always)]
+    pub(crate) fn lookup_large(
+        &self,
+        epoch: u64,
+        iova: u64,
+        needed: Prot,
+        large_lg2: u32,
+    ) -> Option<Hit> {
+        let tag = iova.wrapping_shr(large_lg2);
+        let s = self.large[index(tag, epoch, LARGE)].get();
+        if !s.matches(tag, epoch) {
+            return None;
+        }
+        Self::hit(&s, iova, large_lg2, needed)
+    }
+
+    /// The level-0 table (its fake physical address) holding the leaf of
+    /// `iova` in table state `epoch`, if the paging-structure cache knows it.
+    #[inline(always)]
+    pub(crate) fn lookup_table(&self, epoch: u64, iova: u64, large_lg2: u32) -> Option<u64> {
+        let tag = iova.wrapping_shr(large_lg2);
+        let s = self.tables[index(tag, epoch, TABLES)].get();
+        s.matches(tag, epoch).then_some(s.pa)
+    }
+
+    /// Caches `hit`, the translation of `iova` found in table state `epoch`
+    /// (read before the walk that found it).
+    #[inline(always)]
+    pub(crate) fn insert(&self, epoch: u64, iova: u64, hit: Hit, granule_lg2: u32, large_lg2: u32) {
+        let (chunk_lg2, slot) = if hit.size_lg2 >= large_lg2 {
+            let tag = iova.wrapping_shr(large_lg2);
+            (large_lg2, &self.large[index(tag, epoch, LARGE)])
+        } else {
+            let tag = iova.wrapping_shr(granule_lg2);
+            (granule_lg2, &self.small[index(tag, epoch, SMALL)])
+        };
+        slot.set(Slot {
+            tag: iova.wrapping_shr(chunk_lg2),
+            epoch,
+            pa: hit.pa.wrapping_sub(iova & low_mask(chunk_lg2)),
+            meta: u64::from(hit.size_lg2) | (u64::from(hit.prot.bits()) << 8),
+        });
+    }
+
+    /// Caches `table_pa` as the level-0 table of the level-1 block of `iova`
+    /// in table state `epoch` (read before the walk that found it).
+    #[inline(always)]
+    pub(crate) fn insert_table(&self, epoch: u64, iova: u64, table_pa: u64, large_lg2: u32) {
+        let tag = iova.wrapping_shr(large_lg2);
+        self.tables[index(tag, epoch, TABLES)].set(Slot {
+            tag,
+            epoch,
+            pa: table_pa,
+            meta: 0,
+        });
+    }
+}
+
+/// The IOTLB state of one page table: its epoch.
+pub(crate) struct Iotlb {
+    epoch: AtomicU64,
+    /// End of the block of epochs this table reserved; only the writer (under
+    /// the table's lock) touches it.
+    block_end: AtomicU64,
+}
+
+impl Default for Iotlb {
+    fn default() -> Self {
+        let first = NEXT_EPOCH.fetch_add(EPOCH_BLOCK, Ordering::Relaxed);
+        Iotlb {
+            epoch: AtomicU64::new(first),
+            block_end: AtomicU64::new(first + EPOCH_BLOCK),
+        }
+    }
+}
+
+impl Iotlb {
+    /// The current epoch; read it *before* a walk whose result is inserted.
+    #[inline(always)]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Invalidates every cached translation of this table in every thread
+    /// (after entries were cleared, before returning; under the writer lock).
+    #[inline]
+    pub(crate) fn invalidate(&self) {
+        let mut next = self.epoch.load(Ordering::Relaxed) + 1;
+        if next == self.block_end.load(Ordering::Relaxed) {
+            next = NEXT_EPOCH.fetch_add(EPOCH_BLOCK, Ordering::Relaxed);
+            self.block_end.store(next + EPOCH_BLOCK, Ordering::Relaxed);
+        }
+        self.epoch.store(next, Ordering::Release);
+    }
+}

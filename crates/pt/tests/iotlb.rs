@@ -1,0 +1,251 @@
+//! The software IOTLB behind `PageTable::translate`: no stale translation after
+//! an unmap returns, correct permissions and offsets, dirty flags still set.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pt::fmt::{AmdV1, AmdV1Config, VtdSs, VtdSsConfig};
+use pt::{Errno, PageTable, Prot};
+
+const RW: Prot = Prot::READ.union(Prot::WRITE);
+const K4: u64 = 1 << 12;
+const M2: u64 = 1 << 21;
+
+fn vtd() -> PageTable<VtdSs> {
+    PageTable::new(VtdSsConfig::FOUR_LEVEL).unwrap()
+}
+
+#[test]
+fn translation_after_unmap_faults() {
+    let pt = vtd();
+    pt.map_pages(0x10_0000, 0x5000_0000, K4, 4, RW).unwrap();
+    for _ in 0..3 {
+        assert_eq!(pt.translate(0x10_1234, false).unwrap().pa, 0x5000_1234);
+    }
+    assert_eq!(pt.unmap_pages(0x10_0000, K4, 4), 4 * K4);
+    assert_eq!(pt.translate(0x10_1234, false), Err(Errno::NOENT));
+    assert_eq!(pt.translate(0x10_1234, true), Err(Errno::NOENT));
+}
+
+#[test]
+fn remap_to_other_memory_is_seen_at_once() {
+    let pt = vtd();
+    for round in 0..100u64 {
+        let pa = 0x1_0000_0000 + round * M2;
+        pt.map_pages(0x40_0000, pa, K4, 1, RW).unwrap();
+        assert_eq!(pt.translate(0x40_0008, true).unwrap().pa, pa + 8);
+        assert_eq!(pt.translate(0x40_0010, false).unwrap().pa, pa + 0x10);
+        pt.unmap_pages(0x40_0000, K4, 1);
+    }
+}
+
+#[test]
+fn cached_read_only_leaf_still_refuses_writes() {
+    let pt = vtd();
+    pt.map_pages(0x20_0000, 0x9000_0000, K4, 1, Prot::READ)
+        .unwrap();
+    assert!(pt.translate(0x20_0000, false).is_ok());
+    assert_eq!(pt.translate(0x20_0000, true), Err(Errno::PERM));
+    assert!(pt.translate(0x20_0000, false).is_ok());
+}
+
+#[test]
+fn cached_large_leaf_translates_every_offset() {
+    let pt = vtd();
+    pt.map_pages(0x4000_0000, 0x8000_0000, M2, 2, RW).unwrap();
+    let t = pt.translate(0x4000_0000, false).unwrap();
+    assert_eq!(t.leaf_size, M2);
+    for off in (0..2 * M2).step_by(0x1_2345) {
+        let t = pt.translate(0x4000_0000 + off, false).unwrap();
+        assert_eq!(t.pa, 0x8000_0000 + off);
+        assert_eq!(t.leaf_size, M2);
+    }
+    // Unmapping only the second leaf keeps the first valid.
+    pt.unmap_pages(0x4000_0000 + M2, M2, 1);
+    assert_eq!(pt.translate(0x4000_0000 + M2 + 5, false), Err(Errno::NOENT));
+    assert_eq!(pt.translate(0x4000_0005, false).unwrap().pa, 0x8000_0005);
+}
+
+#[test]
+fn aliasing_slots_never_mix_translations() {
+    let pt = vtd();
+    // Many pages that share IOTLB slots (same low granule bits).
+    let n = 4 * pt::IOTLB_SLOTS as u64;
+    for i in 0..n {
+        pt.map_pages(i * K4 * 4096, 0x10_0000_0000 + i * K4, K4, 1, RW)
+            .unwrap();
+    }
+    for _ in 0..2 {
+        for i in 0..n {
+            let t = pt.translate(i * K4 * 4096 + 7, false).unwrap();
+            assert_eq!(t.pa, 0x10_0000_0000 + i * K4 + 7);
+        }
+    }
+}
+
+#[test]
+fn writes_through_cached_leaf_are_dirty_tracked() {
+    let pt = PageTable::<AmdV1>::new(AmdV1Config::FOUR_LEVEL).unwrap();
+    pt.map_pages(0x30_0000, 0x7000_0000, K4, 1, RW).unwrap();
+    pt.set_dirty_tracking(true).unwrap();
+    // Cache it with a write, clear dirty, write again through the cached slot.
+    pt.translate(0x30_0000, true).unwrap();
+    let mut dirty = Vec::new();
+    pt.read_and_clear_dirty(0x30_0000, K4, false, &mut |i, l| dirty.push((i, l)));
+    assert_eq!(dirty, vec![(0x30_0000, K4)]);
+    pt.translate(0x30_0000, false).unwrap();
+    pt.translate(0x30_0004, true).unwrap();
+    dirty.clear();
+    pt.read_and_clear_dirty(0x30_0000, K4, false, &mut |i, l| dirty.push((i, l)));
+    assert_eq!(
+        dirty,
+        vec![(0x30_0000, K4)],
+        "write after clear must re-dirty"
+    );
+}
+
+/// A reader that translates while another thread remaps: once the reader knows
+/// that the unmap of version `u` returned, it never sees version `u` or older.
+#[test]
+fn concurrent_unmap_never_leaves_stale_translations() {
+    let pt = Arc::new(vtd());
+    let unmapped = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    const IOVA: u64 = 0x7700_0000;
+    const PA0: u64 = 0x100_0000_0000;
+    let reader = {
+        let (pt, unmapped, stop) = (pt.clone(), unmapped.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut hits = 0u64; // reported only
+            while !stop.load(Ordering::Acquire) {
+                let u = unmapped.load(Ordering::Acquire);
+                if let Ok(t) = pt.translate(IOVA + 8, false) {
+                    let version = (t.pa - 8 - PA0) / M2;
+                    assert!(version > u, "stale: version {version} after unmap {u}");
+                    hits += 1;
+                }
+            }
+            hits
+        })
+    };
+    for version in 1..=20_000u64 {
+        pt.map_pages(IOVA, PA0 + version * M2, K4, 1, RW).unwrap();
+        for _ in 0..4 {
+            let _ = pt.translate(IOVA, false);
+        }
+        pt.unmap_pages(IOVA, K4, 1);
+        unmapped.store(version, Ordering::Release);
+    }
+    stop.store(true, Ordering::Release);
+    let hits = reader.join().unwrap();
+    let _ = hits;
+}
+
+#[test]
+fn tables_sharing_a_thread_cache_never_mix_translations() {
+    let a = vtd();
+    let b = vtd();
+    for i in 0..64u64 {
+        a.map_pages(0x100_0000 + i * K4, 0x1_0000_0000 + i * K4, K4, 1, RW)
+            .unwrap();
+        b.map_pages(0x100_0000 + i * K4, 0x2_0000_0000 + i * K4, K4, 1, RW)
+            .unwrap();
+    }
+    for round in 0..3 {
+        for i in 0..64u64 {
+            let iova = 0x100_0000 + i * K4 + round;
+            assert_eq!(
+                a.translate(iova, false).unwrap().pa,
+                0x1_0000_0000 + i * K4 + round
+            );
+            assert_eq!(
+                b.translate(iova, false).unwrap().pa,
+                0x2_0000_0000 + i * K4 + round
+            );
+        }
+    }
+}
+
+#[test]
+fn a_new_table_never_sees_a_dropped_tables_translations() {
+    for round in 0..50u64 {
+        let pt = vtd();
+        let pa = 0x1_0000_0000 + round * M2;
+        pt.map_pages(0x40_0000, pa, K4, 1, RW).unwrap();
+        pt.map_pages(0x4000_0000, pa, M2, 1, RW).unwrap();
+        assert_eq!(pt.translate(0x40_0010, false).unwrap().pa, pa + 0x10);
+        assert_eq!(pt.translate(0x4000_1010, false).unwrap().pa, pa + 0x1010);
+        drop(pt);
+        let empty = vtd();
+        assert_eq!(empty.translate(0x40_0010, false), Err(Errno::NOENT));
+        assert_eq!(empty.translate(0x4000_1010, false), Err(Errno::NOENT));
+    }
+}
+
+/// The paging-structure cache remembers the level-0 table of a 2 MiB block:
+/// after the block's small pages are unmapped (freeing that table) and the
+/// block is mapped again, as one large leaf or as other small pages, no
+/// translation goes through the stale table.
+#[test]
+fn cached_tables_are_forgotten_when_their_block_is_unmapped() {
+    let pt = vtd();
+    let base = 0x8000_0000u64;
+    for round in 0..20u64 {
+        let pa = 0x10_0000_0000 + round * 4 * M2;
+        pt.map_pages(base, pa, K4, 512, RW).unwrap();
+        for i in (0..512u64).step_by(37) {
+            assert_eq!(
+                pt.translate(base + i * K4 + 3, false).unwrap().pa,
+                pa + i * K4 + 3
+            );
+        }
+        assert_eq!(pt.unmap_pages(base, K4, 512), M2);
+        for i in (0..512u64).step_by(37) {
+            assert_eq!(pt.translate(base + i * K4, false), Err(Errno::NOENT));
+        }
+        // Other pages of another table, then a large leaf, at the same IOVAs.
+        pt.map_pages(base + 5 * K4, pa + M2, K4, 1, RW).unwrap();
+        assert_eq!(
+            pt.translate(base + 5 * K4 + 1, false).unwrap().pa,
+            pa + M2 + 1
+        );
+        assert_eq!(pt.translate(base + 6 * K4, false), Err(Errno::NOENT));
+        pt.unmap_pages(base + 5 * K4, K4, 1);
+        pt.map_pages(base, pa + 2 * M2, M2, 1, RW).unwrap();
+        let t = pt.translate(base + 7 * K4 + 9, false).unwrap();
+        assert_eq!((t.pa, t.leaf_size), (pa + 2 * M2 + 7 * K4 + 9, M2));
+        pt.unmap_pages(base, M2, 1);
+    }
+}
+
+#[test]
+fn writes_through_a_cached_table_are_dirty_tracked() {
+    let pt = PageTable::<AmdV1>::new(AmdV1Config::FOUR_LEVEL).unwrap();
+    pt.map_pages(0x20_0000, 0x7000_0000, K4, 512, RW).unwrap();
+    // Fill the paging-structure cache for the block, then track and write.
+    pt.translate(0x20_0000, false).unwrap();
+    pt.set_dirty_tracking(true).unwrap();
+    pt.translate(0x20_0000 + 9 * K4, true).unwrap();
+    let mut dirty = Vec::new();
+    pt.read_and_clear_dirty(0x20_0000, M2, false, &mut |i, l| dirty.push((i, l)));
+    assert_eq!(dirty, vec![(0x20_0000 + 9 * K4, K4)]);
+}
+
+#[test]
+fn threads_that_exit_release_their_caches() {
+    let pt = Arc::new(vtd());
+    pt.map_pages(0x40_0000, 0x9000_0000, K4, 16, RW).unwrap();
+    for _ in 0..64 {
+        let pt = pt.clone();
+        std::thread::spawn(move || {
+            for i in 0..16u64 {
+                assert_eq!(
+                    pt.translate(0x40_0000 + i * K4, false).unwrap().pa,
+                    0x9000_0000 + i * K4
+                );
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
