@@ -180,7 +180,7 @@ fn report_lists_instances_groups_default_domains_and_reserved_regions() {
         "dmar0 (vtd): 48-bit",
         "smmu1 (smmuv3): stage 2",
         "mock0 (mock)",
-        "group 0: gpu0, gpu1",
+        ": gpu0, gpu1", // one group (its number is process-wide)
         "nic-f0, nic-f1",
         "0x00000e0000..=0x00000fffff direct",
         "0x0008000000..=0x00080fffff sw-msi",
