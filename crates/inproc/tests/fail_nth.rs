@@ -67,6 +67,19 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 // ---- process-wide counters -------------------------------------------------
 
+/// Open descriptors of the process, without the one `/proc/<pid>/maps` that
+/// `host::vma` keeps open for its VMA queries from the first pin on.
+fn os_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .map_or(true, |t| !t.to_string_lossy().ends_with("/maps"))
+            })
+            .count()
+    })
+}
+
 /// What must come back to its starting value once every context is closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Globals {
@@ -92,7 +105,7 @@ impl Globals {
             pins: host::pins::total(),
             user_locked: HostMm::user_locked_vm(),
             table_fds: FdTable::global().debug_counts(),
-            os_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+            os_fds: os_fds(),
         }
     }
 }
