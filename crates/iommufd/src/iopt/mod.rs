@@ -898,6 +898,7 @@ impl IoPagetable {
                 break;
             }
         }
+        writer.finish();
         if !no_clear {
             domain.iotlb_sync();
         }
