@@ -7,7 +7,7 @@
 //! ours / floor (module [`harness`]). The result is one table, optionally also
 //! written as JSON to compare commits. Timings are never asserted anywhere.
 //!
-//! Built so far: B1, B2, B3, B4, B5, B10 (see PERFORMANCE.md for the others).
+//! Built so far: B1, B2, B3, B4, B5, B7, B9, B10 (see PERFORMANCE.md for the others).
 //!
 //! Drivers and formats are lists ([`b3_pt_batch::formats`],
 //! [`b1_map_bulk::drivers`]): wiring another one in is one more entry.
@@ -18,6 +18,8 @@ pub mod b2_map_unmap_small;
 pub mod b3_pt_batch;
 pub mod b4_iova_alloc;
 pub mod b5_translate;
+pub mod b7_dirty;
+pub mod b9_sparse;
 pub mod harness;
 pub mod naive;
 
@@ -53,6 +55,14 @@ pub fn all() -> Vec<Bench> {
         Bench {
             name: "b5_translate",
             run: b5_translate::run,
+        },
+        Bench {
+            name: "b7_dirty_read_clear",
+            run: b7_dirty::run,
+        },
+        Bench {
+            name: "b9_sparse_pt_memory",
+            run: b9_sparse::run,
         },
         Bench {
             name: "b10_shim_ioctl",

@@ -76,10 +76,20 @@ fn next_instance_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A `DirtyRecorder` fed from the `pt` walker's `(iova, len)` callback.
-fn record_dirty(rec: &mut Option<&mut dyn iommu::DirtyRecorder>, iova: u64, len: u64) {
-    if let Some(rec) = rec.as_deref_mut() {
-        rec.record(iova, len);
+/// The `pt` dirty walk's sink feeding a `DirtyRecorder` (nothing without one):
+/// granule leaves arrive a 64-bit word at a time.
+struct DirtyFeed<'a, 'b>(&'a mut Option<&'b mut dyn iommu::DirtyRecorder>);
+
+impl pt::DirtySink for DirtyFeed<'_, '_> {
+    fn range(&mut self, iova: u64, len: u64) {
+        if let Some(rec) = self.0.as_deref_mut() {
+            rec.record(iova, len);
+        }
+    }
+    fn bits(&mut self, iova: u64, granule_lg2: u32, bits: u64) {
+        if let Some(rec) = self.0.as_deref_mut() {
+            rec.record_bits(iova, granule_lg2, bits);
+        }
     }
 }
 

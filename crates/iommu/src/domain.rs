@@ -81,6 +81,18 @@ pub struct DmaTranslation {
 pub trait DirtyRecorder {
     /// Record that `[iova, iova + len)` was written by the device.
     fn record(&mut self, iova: u64, len: u64);
+
+    /// Record up to 64 dirty IO pages of `1 << page_lg2` bytes at once: bit `i`
+    /// of `bits` stands for the page at `iova + (i << page_lg2)`. Same meaning
+    /// as one [`Self::record`] per set bit, which is what the default does;
+    /// recorders that can take a word at a time (the user bitmap) override it.
+    fn record_bits(&mut self, iova: u64, page_lg2: u32, mut bits: u64) {
+        while bits != 0 {
+            let i = u64::from(bits.trailing_zeros());
+            self.record(iova + (i << page_lg2), 1 << page_lg2);
+            bits &= bits - 1;
+        }
+    }
 }
 
 impl<F: FnMut(u64, u64)> DirtyRecorder for F {

@@ -40,6 +40,31 @@ impl From<Translation> for Hit {
     }
 }
 
+/// Where [`PageTable::read_and_clear_dirty_bits`] reports dirty leaves.
+pub trait DirtySink {
+    /// The leaf `[iova, iova + len)` (larger than the granule) is dirty.
+    fn range(&mut self, iova: u64, len: u64);
+    /// Granule leaves are dirty: bit `i` of `bits` (never 0) stands for the leaf
+    /// at `iova + (i << granule_lg2)`; `iova` is aligned to 64 granules.
+    fn bits(&mut self, iova: u64, granule_lg2: u32, bits: u64);
+}
+
+/// A [`DirtySink`] calling `record(leaf_iova, leaf_size)` once per dirty leaf.
+struct PerLeaf<'a>(&'a mut dyn FnMut(u64, u64));
+
+impl DirtySink for PerLeaf<'_> {
+    fn range(&mut self, iova: u64, len: u64) {
+        (self.0)(iova, len);
+    }
+    fn bits(&mut self, iova: u64, granule_lg2: u32, mut bits: u64) {
+        while bits != 0 {
+            let i = u64::from(bits.trailing_zeros());
+            (self.0)(iova + (i << granule_lg2), 1 << granule_lg2);
+            bits &= bits - 1;
+        }
+    }
+}
+
 /// The result of a hardware-like translation of one IOVA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Translation {
@@ -519,12 +544,26 @@ impl<F: Format> PageTable<F> {
         no_clear: bool,
         record: &mut dyn FnMut(u64, u64),
     ) {
+        self.read_and_clear_dirty_bits(iova, len, no_clear, &mut PerLeaf(record));
+    }
+
+    /// [`Self::read_and_clear_dirty`] a word at a time: granule leaves are
+    /// reported 64 at a time as a mask ([`DirtySink::bits`]), larger leaves
+    /// whole ([`DirtySink::range`]), in ascending IOVA order. The same leaves
+    /// are reported and cleared.
+    pub fn read_and_clear_dirty_bits(
+        &self,
+        iova: u64,
+        len: u64,
+        no_clear: bool,
+        sink: &mut dyn DirtySink,
+    ) {
         if len == 0 || iova > self.max_iova() || !self.fmt.supports_dirty() {
             return;
         }
         let last = iova.saturating_add(len - 1).min(self.max_iova());
         let _w = self.lock();
-        self.dirty_walk(iova, last, no_clear, record);
+        self.dirty_walk(iova, last, no_clear, sink);
     }
 
     /// Test hook: marks the leaf mapping `iova` dirty, as a DMA write would.

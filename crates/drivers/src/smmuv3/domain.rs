@@ -296,9 +296,7 @@ impl DirtyOps for SmmuDomain {
         let fin = self.fin.get().ok_or(Errno::INVAL)?;
         let no_clear = flags & DIRTY_NO_CLEAR != 0;
         fin.pt
-            .read_and_clear_dirty(iova, size, no_clear, &mut |iova, len| {
-                crate::record_dirty(&mut dirty, iova, len);
-            });
+            .read_and_clear_dirty_bits(iova, size, no_clear, &mut crate::DirtyFeed(&mut dirty));
         Ok(())
     }
 }

@@ -274,9 +274,7 @@ impl DirtyOps for VtdDomain {
         }
         let no_clear = flags & DIRTY_NO_CLEAR != 0;
         self.pt
-            .read_and_clear_dirty(iova, size, no_clear, &mut |iova, len| {
-                crate::record_dirty(&mut dirty, iova, len);
-            });
+            .read_and_clear_dirty_bits(iova, size, no_clear, &mut crate::DirtyFeed(&mut dirty));
         Ok(())
     }
 }

@@ -913,6 +913,7 @@ impl IoPagetable {
                 break;
             }
         }
+        writer.finish();
         if !no_clear {
             domain.iotlb_sync();
         }
