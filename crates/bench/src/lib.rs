@@ -7,7 +7,7 @@
 //! ours / floor (module [`harness`]). The result is one table, optionally also
 //! written as JSON to compare commits. Timings are never asserted anywhere.
 //!
-//! Built so far: B1, B3, B4, B5 (see PERFORMANCE.md for the others).
+//! Built so far: B1, B3, B4, B5, B6 (see PERFORMANCE.md for the others).
 //!
 //! Drivers and formats are lists ([`b3_pt_batch::formats`],
 //! [`b1_map_bulk::drivers`]): wiring another one in is one more entry.
@@ -16,6 +16,7 @@ pub mod b1_map_bulk;
 pub mod b3_pt_batch;
 pub mod b4_iova_alloc;
 pub mod b5_translate;
+pub mod b6_dma_rw;
 pub mod harness;
 pub mod naive;
 
@@ -47,6 +48,10 @@ pub fn all() -> Vec<Bench> {
         Bench {
             name: "b5_translate",
             run: b5_translate::run,
+        },
+        Bench {
+            name: "b6_dma_rw",
+            run: b6_dma_rw::run,
         },
     ]
 }
