@@ -46,6 +46,8 @@ pub enum Target {
     RatioAtLeast(f64),
     /// `ours <= x` in the row's unit.
     AbsAtMost(f64),
+    /// `ours - floor <= x` in the row's unit (a fixed extra cost per operation).
+    ExtraAtMost(f64),
     /// Reported only.
     None,
 }
@@ -85,6 +87,7 @@ impl Row {
             Target::RatioAtMost(x) => Some(self.ratio() <= x),
             Target::RatioAtLeast(x) => Some(self.ratio() >= x),
             Target::AbsAtMost(x) => Some(self.ours <= x),
+            Target::ExtraAtMost(x) => Some(self.ours - self.floor <= x),
             Target::None => None,
         }
     }
@@ -95,6 +98,7 @@ impl Row {
             Target::RatioAtMost(x) => format!("ratio <= {x}"),
             Target::RatioAtLeast(x) => format!("ratio >= {x}"),
             Target::AbsAtMost(x) => format!("<= {x} {}", self.unit),
+            Target::ExtraAtMost(x) => format!("extra <= {x} {}", self.unit),
             Target::None => "-".to_string(),
         }
     }
@@ -404,6 +408,10 @@ mod tests {
         r.target = Target::RatioAtMost(1.5);
         assert_eq!(r.met(), Some(true));
         r.target = Target::AbsAtMost(2.0);
+        assert_eq!(r.met(), Some(false));
+        r.target = Target::ExtraAtMost(1.0);
+        assert_eq!(r.met(), Some(true));
+        r.target = Target::ExtraAtMost(0.5);
         assert_eq!(r.met(), Some(false));
         r.target = Target::None;
         assert_eq!(r.met(), None);

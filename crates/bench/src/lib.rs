@@ -7,7 +7,7 @@
 //! ours / floor (module [`harness`]). The result is one table, optionally also
 //! written as JSON to compare commits. Timings are never asserted anywhere.
 //!
-//! Built so far: B1, B2, B3, B4, B5, B7, B9, B10 (see PERFORMANCE.md for the others).
+//! Built: B1-B7, B9, B10; B8 waits for the daemon (see PERFORMANCE.md).
 //!
 //! Drivers and formats are lists ([`b3_pt_batch::formats`],
 //! [`b1_map_bulk::drivers`]): wiring another one in is one more entry.
@@ -18,6 +18,7 @@ pub mod b2_map_unmap_small;
 pub mod b3_pt_batch;
 pub mod b4_iova_alloc;
 pub mod b5_translate;
+pub mod b6_dma_rw;
 pub mod b7_dirty;
 pub mod b9_sparse;
 pub mod harness;
@@ -55,6 +56,10 @@ pub fn all() -> Vec<Bench> {
         Bench {
             name: "b5_translate",
             run: b5_translate::run,
+        },
+        Bench {
+            name: "b6_dma_rw",
+            run: b6_dma_rw::run,
         },
         Bench {
             name: "b7_dirty_read_clear",

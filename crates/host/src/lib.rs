@@ -9,6 +9,7 @@
 //!   `/proc/self/maps` (mapped? readable/writable? hugetlb page size?).
 //! * [`pins`]: process-wide per-page pin counts (a model of `struct page`
 //!   pin refcounts), kept as merged segments so huge ranges stay cheap.
+//! * [`mem`]: plain copies used as benchmark floors (non-temporal copy).
 //! * [`sys`]: small safe wrappers (rlimits, capabilities, ids, eventfd,
 //!   anonymous mappings).
 //!
@@ -17,6 +18,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod mem;
 pub mod pins;
 pub mod sys;
 pub mod uaccess;

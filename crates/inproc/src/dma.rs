@@ -6,9 +6,25 @@
 //!
 //! A DMA stops at the first fault: nothing after it is transferred, as a device
 //! would see a completion error at that point.
+//!
+//! Two entry points: [`read`]/[`write`] take a `&Device` and look its domain up
+//! under the group lock per leaf; a [`DmaHandle`] (one per DMA engine) caches
+//! the domain, revalidated by one load per DMA ([`iommu::DmaHandle`]), and is
+//! the fast path for devices issuing many DMAs. Both translate leaf by leaf
+//! (through the domain's software IOTLB, see `pt::iotlb`) and copy runs of
+//! leaves that are physically contiguous with one fault-safe copy, using
+//! non-temporal stores for copies of at least [`NT_THRESHOLD`] bytes (see
+//! [`host::uaccess::dma_copy_to_user`]).
 
-use iommu::Device;
+use std::sync::Arc;
+
+use iommu::{Device, DmaTranslation};
 use uapi::Errno;
+
+/// Copies of at least this many bytes (one run of physically contiguous
+/// leaves) use non-temporal stores by default: they do not displace the
+/// CPU's caches, as a device's DMA does not.
+pub const NT_THRESHOLD: usize = 32 << 10;
 
 /// Reads `buf.len()` bytes at `iova` into `buf`, as a device DMA read.
 ///
@@ -16,15 +32,7 @@ use uapi::Errno;
 /// `ENOENT` if an IOVA is not mapped (a DMA fault); `EPERM` if a mapping forbids
 /// reads; `EFAULT` if the memory behind the mapping is gone.
 pub fn read(dev: &Device, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    let mut done = 0usize;
-    while done < buf.len() {
-        let at = iova.checked_add(done as u64).ok_or(Errno::NOENT)?;
-        let t = dev.dma_translate(at, false)?;
-        let n = (buf.len() - done).min(usize::try_from(t.len).unwrap_or(usize::MAX));
-        host::uaccess::copy_from_user(&mut buf[done..done + n], t.pa)?;
-        done += n;
-    }
-    Ok(())
+    read_via(|at| dev.dma_translate(at, false), iova, buf, NT_THRESHOLD)
 }
 
 /// Writes `buf` at `iova`, as a device DMA write (marks IOPTEs dirty when the
@@ -33,13 +41,152 @@ pub fn read(dev: &Device, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
 /// # Errors
 /// As [`read`], with `EPERM` for mappings without write permission.
 pub fn write(dev: &Device, iova: u64, buf: &[u8]) -> Result<(), Errno> {
+    write_via(|at| dev.dma_translate(at, true), iova, buf, NT_THRESHOLD)
+}
+
+/// The DMA engine of one emulated device: [`read`] and [`write`] with the
+/// device's domain cached between DMAs (see [`iommu::DmaHandle`]: a DMA that
+/// starts after an attach, replace or detach returned always uses the new
+/// domain).
+#[derive(Debug)]
+pub struct DmaHandle {
+    h: iommu::DmaHandle,
+    nt_threshold: usize,
+}
+
+impl DmaHandle {
+    /// A DMA engine for `dev`.
+    pub fn new(dev: Arc<Device>) -> DmaHandle {
+        DmaHandle {
+            h: iommu::DmaHandle::new(dev),
+            nt_threshold: NT_THRESHOLD,
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Arc<Device> {
+        self.h.device()
+    }
+
+    /// Copies of at least `bytes` use non-temporal stores (`usize::MAX`: never).
+    pub fn set_nt_threshold(&mut self, bytes: usize) {
+        self.nt_threshold = bytes;
+    }
+
+    /// Drops the cached domain (see [`iommu::DmaHandle::release`]).
+    pub fn release(&mut self) {
+        self.h.release();
+    }
+
+    /// As [`read`].
+    ///
+    /// # Errors
+    /// As [`read`].
+    #[inline]
+    pub fn read(&mut self, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        let nt = self.nt_threshold;
+        let domain = self.h.domain()?;
+        read_via(|at| domain.dma_translate(at, false), iova, buf, nt)
+    }
+
+    /// As [`write`].
+    ///
+    /// # Errors
+    /// As [`write`].
+    #[inline]
+    pub fn write(&mut self, iova: u64, buf: &[u8]) -> Result<(), Errno> {
+        let nt = self.nt_threshold;
+        let domain = self.h.domain()?;
+        write_via(|at| domain.dma_translate(at, true), iova, buf, nt)
+    }
+}
+
+/// A run of leaves whose physical addresses are contiguous: `len` bytes of
+/// the buffer from `off` go to/come from `pa`.
+#[derive(Clone, Copy)]
+struct Run {
+    off: usize,
+    pa: u64,
+    len: usize,
+}
+
+/// Walks the leaves of `[iova, iova + len)` with `translate`, calling `copy`
+/// once per physically contiguous run; stops at the first fault, after
+/// copying everything before it.
+///
+/// Every leaf is translated (so permissions are checked and accessed/dirty
+/// flags set per leaf), but a run is copied only when the next leaf does not
+/// continue it: when a copy faults (`EFAULT`, the memory behind a mapping is
+/// gone), the following leaves of its run were already translated, as a
+/// device that translates ahead would have.
+#[inline(always)]
+fn walk(
+    mut translate: impl FnMut(u64) -> Result<DmaTranslation, Errno>,
+    iova: u64,
+    len: usize,
+    mut copy: impl FnMut(Run) -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    let mut run = Run {
+        off: 0,
+        pa: 0,
+        len: 0,
+    };
     let mut done = 0usize;
-    while done < buf.len() {
-        let at = iova.checked_add(done as u64).ok_or(Errno::NOENT)?;
-        let t = dev.dma_translate(at, true)?;
-        let n = (buf.len() - done).min(usize::try_from(t.len).unwrap_or(usize::MAX));
-        host::uaccess::copy_to_user(t.pa, &buf[done..done + n])?;
+    while done < len {
+        let t = match iova
+            .checked_add(done as u64)
+            .ok_or(Errno::NOENT)
+            .and_then(&mut translate)
+        {
+            Ok(t) => t,
+            Err(e) => {
+                if run.len > 0 {
+                    copy(run)?;
+                }
+                return Err(e);
+            }
+        };
+        let n = (len - done).min(usize::try_from(t.len).unwrap_or(usize::MAX));
+        if run.len > 0 && run.pa.wrapping_add(run.len as u64) == t.pa {
+            run.len += n;
+        } else {
+            if run.len > 0 {
+                copy(run)?;
+            }
+            run = Run {
+                off: done,
+                pa: t.pa,
+                len: n,
+            };
+        }
         done += n;
     }
+    if run.len > 0 {
+        copy(run)?;
+    }
     Ok(())
+}
+
+#[inline(always)]
+fn read_via(
+    translate: impl FnMut(u64) -> Result<DmaTranslation, Errno>,
+    iova: u64,
+    buf: &mut [u8],
+    nt: usize,
+) -> Result<(), Errno> {
+    walk(translate, iova, buf.len(), |r| {
+        host::uaccess::dma_copy_from_user(&mut buf[r.off..r.off + r.len], r.pa, r.len >= nt)
+    })
+}
+
+#[inline(always)]
+fn write_via(
+    translate: impl FnMut(u64) -> Result<DmaTranslation, Errno>,
+    iova: u64,
+    buf: &[u8],
+    nt: usize,
+) -> Result<(), Errno> {
+    walk(translate, iova, buf.len(), |r| {
+        host::uaccess::dma_copy_to_user(r.pa, &buf[r.off..r.off + r.len], r.len >= nt)
+    })
 }

@@ -11,7 +11,7 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use uapi::Errno;
@@ -424,6 +424,9 @@ impl GroupInner {
 pub struct Group {
     id: u32,
     inner: Mutex<GroupInner>,
+    /// Bumped (under `inner`'s lock, after the change) whenever `inner.domain`
+    /// changes: a [`DmaHandle`] compares it to revalidate its cached domain.
+    domain_gen: AtomicU64,
 }
 
 impl std::fmt::Debug for Group {
@@ -472,6 +475,7 @@ impl Group {
                 owner_cnt: 0,
                 pasid_array: BTreeMap::new(),
             }),
+            domain_gen: AtomicU64::new(0),
         }
     }
 
@@ -482,6 +486,25 @@ impl Group {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, GroupInner> {
         lock(&self.inner)
+    }
+
+    /// Marks a change of `inner.domain` (called under the lock, after it).
+    fn domain_changed(&self) {
+        self.domain_gen.fetch_add(1, Ordering::Release);
+    }
+
+    /// The generation of the group's current domain: changes (before the
+    /// attach, replace or detach that changed the domain returns) whenever
+    /// the domain does.
+    #[inline]
+    pub fn domain_gen(&self) -> u64 {
+        self.domain_gen.load(Ordering::Acquire)
+    }
+
+    /// The current domain and its generation, read together.
+    pub fn domain_with_gen(&self) -> (Option<Arc<dyn Domain>>, u64) {
+        let g = self.lock();
+        (g.domain.clone(), self.domain_gen.load(Ordering::Relaxed))
     }
 
     /// The devices of the group.
@@ -568,6 +591,7 @@ impl Group {
             }
         }
         g.domain = Some(new.clone());
+        self.domain_changed();
         result
     }
 
@@ -725,6 +749,7 @@ impl Group {
         g.devices.retain(|d| d.id != dev.id);
         if g.devices.is_empty() {
             g.domain = None;
+            self.domain_changed();
             g.default_domain = None;
             g.blocking_domain = None;
         }

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod device;
+pub mod dma;
 mod domain;
 pub mod fault;
 pub mod iova;
@@ -26,6 +27,7 @@ pub mod topology;
 pub mod user;
 
 pub use device::{AttachHandle, Device, DeviceDesc, Group, OwnerId, NO_PASID};
+pub use dma::DmaHandle;
 pub use domain::{
     live_domains, DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType,
     Geometry, DIRTY_NO_CLEAR,

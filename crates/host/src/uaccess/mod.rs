@@ -147,6 +147,42 @@ pub fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), Errno> {
     }
 }
 
+/// [`copy_from_user`] for emulated DMA: short copies (16-64 bytes) without
+/// `rep movsb`'s start-up cost, and non-temporal stores when `nt` (for large
+/// copies whose destination should not displace the CPU's caches).
+///
+/// On a fault the bytes not copied are zeroed and `Err(FAULT)` is returned;
+/// every byte before the faulting one was copied.
+#[inline]
+pub fn dma_copy_from_user(dst: &mut [u8], src: u64, nt: bool) -> Result<(), Errno> {
+    if dst.is_empty() {
+        return Ok(());
+    }
+    check_range(src, dst.len() as u64)?;
+    let left = arch::dma_copy_from_user(dst, src, nt);
+    if left == 0 {
+        return Ok(());
+    }
+    let n = dst.len();
+    dst[n - left.min(n)..].fill(0);
+    Err(Errno::FAULT)
+}
+
+/// [`copy_to_user`] for emulated DMA (see [`dma_copy_from_user`]). On a
+/// fault, every byte before the faulting one was written.
+#[inline]
+pub fn dma_copy_to_user(dst: u64, src: &[u8], nt: bool) -> Result<(), Errno> {
+    if src.is_empty() {
+        return Ok(());
+    }
+    check_range(dst, src.len() as u64)?;
+    if arch::dma_copy_to_user(dst, src, nt) == 0 {
+        Ok(())
+    } else {
+        Err(Errno::FAULT)
+    }
+}
+
 /// Copies `len` bytes from user address `src` to user address `dst`, forward
 /// one byte at a time semantically (overlap with `dst > src` replicates the
 /// pattern, as `rep movsb` does; it is not `memmove`).

@@ -105,6 +105,14 @@ pub(super) fn copy_to_user(dst: u64, src: &[u8]) -> usize {
     src.len() - done
 }
 
+pub(super) fn dma_copy_from_user(dst: &mut [u8], src: u64, _nt: bool) -> usize {
+    copy_from_user(dst, src)
+}
+
+pub(super) fn dma_copy_to_user(dst: u64, src: &[u8], _nt: bool) -> usize {
+    copy_to_user(dst, src)
+}
+
 pub(super) fn copy_user_to_user(dst: u64, src: u64, len: usize) -> usize {
     let mut buf = [0u8; CHUNK];
     let mut done = 0;

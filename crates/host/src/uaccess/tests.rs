@@ -319,10 +319,17 @@ fn scalars_and_typed() {
 #[test]
 fn extable_is_sane() {
     let t = x86_64::extable();
-    assert_eq!(t.len(), 8);
+    assert_eq!(t.len(), 14);
     for e in t {
-        assert!(e.start < e.end && e.end - e.start <= 15, "{e:?}");
-        assert!(e.fixup > e.end && e.fixup - e.start < 64, "{e:?}");
+        // One instruction, or the few moves of a DMA copy block.
+        assert!(e.start < e.end && e.end - e.start <= 64, "{e:?}");
+        assert!(e.fixup > e.end && e.fixup - e.start < 256, "{e:?}");
+    }
+    // Ranges never overlap (a fault has one fixup).
+    for (i, a) in t.iter().enumerate() {
+        for b in &t[i + 1..] {
+            assert!(a.end <= b.start || b.end <= a.start, "{a:?} {b:?}");
+        }
     }
 }
 
@@ -423,4 +430,76 @@ mod pvm_fallback {
         let mut b = [0u8; 1];
         assert_eq!(pvm::copy_from_user(&mut b, a), 1);
     }
+}
+
+/// The DMA copies (short vector path, 64-byte block loop, non-temporal
+/// stores) stop exactly at the first inaccessible byte, in both directions,
+/// for every length class and alignment.
+#[test]
+fn dma_copies_stop_at_the_exact_faulting_byte() {
+    let pages = 80;
+    let m = mapped_then_hole(pages);
+    let edge = m.addr() + (pages * P) as u64;
+    let src = pattern(70 * 1024, 9);
+    for nt in [false, true] {
+        for len in [1usize, 15, 16, 17, 33, 64, 65, 200, 4096, 5000, 65536 + 7] {
+            for mapped in [0usize, 1, 15, 16, 63, 64, 100, len / 2, len - 1, len] {
+                if mapped > len {
+                    continue;
+                }
+                for dst_mis in [0usize, 8] {
+                    let at = edge - mapped as u64;
+                    // Read into a buffer at offset `dst_mis` of a larger one.
+                    copy_to_user(at, &src[..mapped]).unwrap();
+                    let mut big = vec![0xeeu8; len + 16];
+                    let dst = &mut big[dst_mis..dst_mis + len];
+                    let r = dma_copy_from_user(dst, at, nt);
+                    let what = format!("nt {nt} len {len} mapped {mapped} mis {dst_mis}");
+                    if mapped == len {
+                        assert_eq!(r, Ok(()), "{what}");
+                        assert_eq!(&dst[..], &src[..len], "{what}");
+                        continue;
+                    }
+                    assert_eq!(r, Err(Errno::FAULT), "{what}");
+                    assert_eq!(&dst[..mapped], &src[..mapped], "{what}");
+                    assert!(dst[mapped..].iter().all(|&b| b == 0), "{what}: rest zeroed");
+                    // Write: the mapped prefix is written, nothing else changes.
+                    clear_user(edge - P as u64 * 17, P * 17).unwrap();
+                    let s = &src[dst_mis..dst_mis + len];
+                    assert_eq!(dma_copy_to_user(at, s, nt), Err(Errno::FAULT), "{what}");
+                    assert_eq!(peek(at, mapped), &s[..mapped], "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dma_copies_copy_every_length_and_alignment() {
+    let m = Mmap::anon(8 * P, RW, 0).unwrap();
+    let src = pattern(3 * P, 77);
+    for nt in [false, true] {
+        for len in (1..300).chain([4095, 4096, 4097, 3 * P - 64]) {
+            for off in [0u64, 1, 15, 16, 48, 63] {
+                clear_user(m.addr(), 8 * P).unwrap();
+                let at = m.addr() + 100 + off;
+                dma_copy_to_user(at, &src[..len], nt).unwrap();
+                assert_eq!(
+                    peek(at, len),
+                    &src[..len],
+                    "to: nt {nt} len {len} off {off}"
+                );
+                assert_eq!(peek(at - 1, 1), [0], "no write before");
+                assert_eq!(peek(at + len as u64, 1), [0], "no write after");
+                let mut back = vec![0u8; len];
+                dma_copy_from_user(&mut back, at, nt).unwrap();
+                assert_eq!(back, &src[..len], "from: nt {nt} len {len} off {off}");
+            }
+        }
+    }
+    assert_eq!(
+        dma_copy_from_user(&mut [0u8; 4], 0, false),
+        Err(Errno::FAULT)
+    );
+    assert_eq!(dma_copy_to_user(0, &[], true), Ok(()));
 }
