@@ -190,7 +190,7 @@ fn memory(len: usize, extra_flags: i32) -> Option<host::sys::Mmap> {
 }
 
 /// Bytes of free default-size hugetlb pages (`/proc/meminfo`).
-fn free_hugetlb_bytes() -> u64 {
+pub fn free_hugetlb_bytes() -> u64 {
     let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| -> u64 {
         info.lines()

@@ -3,12 +3,16 @@
 //! [`inproc::dma::DmaHandle`], in DMAs of 64 B, 4 KiB, 64 KiB and 1 MiB, in
 //! both directions, over two layouts of the same user memory:
 //!
-//! - *contiguous*: one IOAS_MAP of the whole (2 MiB aligned) region into an
-//!   IOAS attached to a `MOCK_FLAGS_DEVICE_HUGE_IOVA` mock device, so the
-//!   domain holds 1 MiB IOPTEs;
+//! - *huge*: one IOAS_MAP of hugetlb memory (as much as the host has free,
+//!   up to 64 MiB) into an IOAS attached to a VT-d device: 2 MiB IOPTEs;
+//! - *contiguous*: one IOAS_MAP of the whole (2 MiB aligned) anonymous region
+//!   into an IOAS attached to a VT-d device: 4 KiB IOPTEs (anonymous memory is
+//!   never taken as physically contiguous beyond a page);
 //! - *scattered*: one 4 KiB IOAS_MAP per page at consecutive IOVAs, of the
-//!   region's pages in shuffled order, into an IOAS attached to a plain mock
-//!   device (2 KiB IOPTEs, two per 4 KiB page).
+//!   region's pages in shuffled order, into an IOAS attached to a VT-d device.
+//!
+//! The device is VT-d (second-stage 4-level tables), the real format an
+//! emulated PCI device of an x86 VMM translates through.
 //!
 //! Floors in the same run, bracketing ours in every repetition: a plain
 //! `memcpy` (`copy_from_slice`) with the same chunking and layout (for
@@ -21,9 +25,8 @@
 use std::hint::black_box;
 
 use iommufd::BoundDevice;
-use uapi::MOCK_FLAGS_DEVICE_HUGE_IOVA;
 
-use crate::b1_map_bulk::Client;
+use crate::b1_map_bulk::{free_hugetlb_bytes, Client};
 use crate::harness::{median, time_ns, Config, Report, Rng, Target};
 
 const NAME: &str = "B6 dma_rw";
@@ -92,15 +95,25 @@ impl Memory {
     }
 }
 
-/// A layout: a mock device with `flags` attached to a fresh IOAS, then
-/// `map` run to fill the IOAS (after the attach, so the domain gets each
-/// contiguous run at once and can use its large IO pages).
-fn layout(name: &'static str, mem: Memory, flags: u32, perm: Option<Vec<u32>>) -> Layout {
+/// A VT-d device alone on a platform of its own.
+fn vtd_device() -> std::sync::Arc<iommu::Device> {
+    let vtd = drivers::Vtd::new(drivers::VtdConfig::default()).expect("vtd");
+    vtd.add_device("dma-engine", &[]);
+    let platform = iommu::Platform::new(iommu::DefaultPolicy::Dma);
+    let desc = iommu::DeviceDesc {
+        name: "dma-engine".into(),
+        ..Default::default()
+    };
+    platform.probe(&vtd.ops(), desc).expect("probe")
+}
+
+/// A layout: a VT-d device attached to a fresh IOAS, then `map` run to fill
+/// the IOAS (after the attach, so the domain gets each contiguous run at once
+/// and can use its large IO pages).
+fn layout(name: &'static str, mem: Memory, perm: Option<Vec<u32>>) -> Layout {
     let client = Client::open();
     let ioas = client.ioas();
-    let dev = mock::selftest::MockIommu::global()
-        .create_device(flags)
-        .expect("mock device");
+    let dev = vtd_device();
     let bound = BoundDevice::bind(&client.file, &dev).expect("bind");
     bound.attach(ioas).expect("attach");
     match &perm {
@@ -213,21 +226,26 @@ fn memcpy(d: &mut [u8], s: &[u8]) {
 /// The whole of B6.
 pub fn run(cfg: &Config, rep: &mut Report) {
     let len = cfg.pick(GIB, 64 << 20);
-    let huge_len = cfg.pick(64 << 20, 32 << 20);
+    let huge_len = cfg
+        .pick(64 << 20, 32 << 20)
+        .min(free_hugetlb_bytes() as usize);
     let mut dev = vec![0xa5u8; len];
     let setup = std::time::Instant::now();
     let mut layouts = Vec::new();
     // Huge IOPTEs need memory the host pins in large pages (hugetlb): anonymous
     // 4 KiB pages are never taken as physically contiguous.
-    match Memory::new(huge_len, true) {
-        Some(m) => layouts.push(layout("huge", m, MOCK_FLAGS_DEVICE_HUGE_IOVA, None)),
+    match (huge_len != 0)
+        .then(|| Memory::new(huge_len, true))
+        .flatten()
+    {
+        Some(m) => layouts.push(layout("huge", m, None)),
         None => eprintln!("   no hugetlb pages: skipping the huge-IOPTE layout"),
     }
     let contig = Memory::new(len, false).expect("mmap");
-    layouts.push(layout("contig", contig, 0, None));
+    layouts.push(layout("contig", contig, None));
     let scattered = Memory::new(len, false).expect("mmap");
     let perm = shuffled(len / PAGE);
-    layouts.push(layout("scattered", scattered, 0, Some(perm)));
+    layouts.push(layout("scattered", scattered, Some(perm)));
     eprintln!("   (setup {:.2} s)", setup.elapsed().as_secs_f64());
     for mut l in layouts {
         let n = l.mem.len;

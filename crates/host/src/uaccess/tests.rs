@@ -319,7 +319,7 @@ fn scalars_and_typed() {
 #[test]
 fn extable_is_sane() {
     let t = x86_64::extable();
-    assert_eq!(t.len(), 14);
+    assert_eq!(t.len(), 16);
     for e in t {
         // One instruction, or the few moves of a DMA copy block.
         assert!(e.start < e.end && e.end - e.start <= 64, "{e:?}");
@@ -432,8 +432,8 @@ mod pvm_fallback {
     }
 }
 
-/// The DMA copies (short vector path, 64-byte block loop, non-temporal
-/// stores) stop exactly at the first inaccessible byte, in both directions,
+/// The DMA copies (short vector path, 64-byte block loop, AVX2 blocks,
+/// `rep movsb`, non-temporal stores) stop exactly at the first inaccessible byte, in both directions,
 /// for every length class and alignment.
 #[test]
 fn dma_copies_stop_at_the_exact_faulting_byte() {
@@ -442,8 +442,24 @@ fn dma_copies_stop_at_the_exact_faulting_byte() {
     let edge = m.addr() + (pages * P) as u64;
     let src = pattern(70 * 1024, 9);
     for nt in [false, true] {
-        for len in [1usize, 15, 16, 17, 33, 64, 65, 200, 4096, 5000, 65536 + 7] {
-            for mapped in [0usize, 1, 15, 16, 63, 64, 100, len / 2, len - 1, len] {
+        for len in [
+            1usize,
+            15,
+            16,
+            17,
+            33,
+            64,
+            65,
+            200,
+            256,
+            300,
+            1000,
+            2047,
+            4096,
+            5000,
+            65536 + 7,
+        ] {
+            for mapped in [0usize, 1, 15, 16, 63, 64, 100, 129, len / 2, len - 1, len] {
                 if mapped > len {
                     continue;
                 }
@@ -479,7 +495,14 @@ fn dma_copies_copy_every_length_and_alignment() {
     let m = Mmap::anon(8 * P, RW, 0).unwrap();
     let src = pattern(3 * P, 77);
     for nt in [false, true] {
-        for len in (1..300).chain([4095, 4096, 4097, 3 * P - 64]) {
+        for len in (1..300).chain((300..2100).step_by(37)).chain([
+            2047,
+            2048,
+            4095,
+            4096,
+            4097,
+            3 * P - 64,
+        ]) {
             for off in [0u64, 1, 15, 16, 48, 63] {
                 clear_user(m.addr(), 8 * P).unwrap();
                 let at = m.addr() + 100 + off;

@@ -123,6 +123,67 @@ __iommufd_host_copy_dma_fixup:
     ret
     .size __iommufd_host_copy_dma, . - __iommufd_host_copy_dma
 
+    // size_t copy_dma_avx2(void *dst /*rdi*/, const void *src /*rsi*/, size_t len /*rdx*/)
+    // copy_dma for copies of 256 bytes and more on CPUs with AVX2 (shorter
+    // ones go to copy_dma): `rep movsb` from 2 KiB (fast strings; measured
+    // 5-15 % faster than vector loops for 4 KiB DMAs on this machine type,
+    // aligned or not); below that the first 64 bytes by two unaligned
+    // 32-byte moves, then 128-byte blocks to the destination aligned to 64
+    // (no store splits a cache line), the last bytes by `rep movsb`. A fault among the AVX2 moves resumes (after
+    // `vzeroupper`) with the `rep movsb` of copy_dma from the start of the
+    // current block (RSI/RDI/RDX advance once per block), which stops at the
+    // exact faulting byte.
+    .p2align 4
+    .globl __iommufd_host_copy_dma_avx2
+    .hidden __iommufd_host_copy_dma_avx2
+    .type __iommufd_host_copy_dma_avx2,@function
+__iommufd_host_copy_dma_avx2:
+    cmp rdx, 256
+    jb __iommufd_host_copy_dma
+    cmp rdx, 2048
+    jae __iommufd_host_copy_dma_rep
+8:
+__iommufd_host_copy_dma_avx2_head:
+    vmovdqu ymm0, ymmword ptr [rsi]
+    vmovdqu ymm1, ymmword ptr [rsi + 32]
+    vmovdqu ymmword ptr [rdi], ymm0
+    vmovdqu ymmword ptr [rdi + 32], ymm1
+__iommufd_host_copy_dma_avx2_head_end:
+    mov rax, rdi
+    neg rax
+    and rax, 63
+    add rsi, rax
+    add rdi, rax
+    sub rdx, rax
+    mov rcx, rdx
+    shr rcx, 7
+    .p2align 4
+3:
+__iommufd_host_copy_dma_avx2_loop:
+    vmovdqu ymm0, ymmword ptr [rsi]
+    vmovdqu ymm1, ymmword ptr [rsi + 32]
+    vmovdqu ymm2, ymmword ptr [rsi + 64]
+    vmovdqu ymm3, ymmword ptr [rsi + 96]
+    vmovdqa ymmword ptr [rdi], ymm0
+    vmovdqa ymmword ptr [rdi + 32], ymm1
+    vmovdqa ymmword ptr [rdi + 64], ymm2
+    vmovdqa ymmword ptr [rdi + 96], ymm3
+__iommufd_host_copy_dma_avx2_loop_end:
+    sub rsi, -128
+    sub rdi, -128
+    add rdx, -128
+    dec rcx
+    jnz 3b
+    vzeroupper
+    test rdx, rdx
+    jnz __iommufd_host_copy_dma_rep
+    xor eax, eax
+    ret
+__iommufd_host_copy_dma_avx2_fixup:
+    vzeroupper
+    jmp __iommufd_host_copy_dma_rep
+    .size __iommufd_host_copy_dma_avx2, . - __iommufd_host_copy_dma_avx2
+
     // size_t copy_nt(void *dst /*rdi*/, const void *src /*rsi*/, size_t len /*rdx*/)
     // len > 0. Returns the number of bytes NOT copied. Non-temporal stores
     // for the 64-byte aligned blocks (whole cache lines) of dst (head and tail by
@@ -328,6 +389,8 @@ __iommufd_host_extable:
     .quad __iommufd_host_copy_dma_vec, __iommufd_host_copy_dma_vec_end, __iommufd_host_copy_dma_rep
     .quad __iommufd_host_copy_dma_loop, __iommufd_host_copy_dma_loop_end, __iommufd_host_copy_dma_rep
     .quad __iommufd_host_copy_dma_insn, __iommufd_host_copy_dma_insn_end, __iommufd_host_copy_dma_fixup
+    .quad __iommufd_host_copy_dma_avx2_head, __iommufd_host_copy_dma_avx2_head_end, __iommufd_host_copy_dma_avx2_fixup
+    .quad __iommufd_host_copy_dma_avx2_loop, __iommufd_host_copy_dma_avx2_loop_end, __iommufd_host_copy_dma_avx2_fixup
     .quad __iommufd_host_copy_nt_head, __iommufd_host_copy_nt_head_end, __iommufd_host_copy_nt_head_fixup
     .quad __iommufd_host_copy_nt_loop, __iommufd_host_copy_nt_loop_end, __iommufd_host_copy_nt_loop_fixup
     .quad __iommufd_host_copy_nt_tail, __iommufd_host_copy_nt_tail_end, __iommufd_host_copy_nt_tail_fixup
@@ -361,6 +424,7 @@ pub(super) struct ExEntry {
 unsafe extern "C" {
     fn __iommufd_host_copy(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn __iommufd_host_copy_dma(dst: *mut u8, src: *const u8, len: usize) -> usize;
+    fn __iommufd_host_copy_dma_avx2(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn __iommufd_host_copy_nt(dst: *mut u8, src: *const u8, len: usize) -> usize;
     fn __iommufd_host_fill(dst: *mut u8, byte: u32, len: usize) -> usize;
     fn __iommufd_host_probe_read(addr: *const u8, len: usize) -> usize;
@@ -825,21 +889,30 @@ pub(super) fn copy_to_user(dst: u64, src: &[u8]) -> usize {
     unsafe { __iommufd_host_copy(dst as *mut u8, src.as_ptr(), src.len()) }
 }
 
+/// The DMA copy routine: non-temporal stores when `nt`, else AVX2 blocks
+/// where the CPU has them, else SSE blocks.
+#[inline]
+fn dma_copy_routine(nt: bool) -> unsafe extern "C" fn(*mut u8, *const u8, usize) -> usize {
+    if nt {
+        __iommufd_host_copy_nt
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        __iommufd_host_copy_dma_avx2
+    } else {
+        __iommufd_host_copy_dma
+    }
+}
+
 /// [`copy_from_user`] for emulated DMA: the short-copy fast path, or
 /// non-temporal stores when `nt`.
 #[inline]
 pub(super) fn dma_copy_from_user(dst: &mut [u8], src: u64, nt: bool) -> usize {
     install();
-    let f = if nt {
-        __iommufd_host_copy_nt
-    } else {
-        __iommufd_host_copy_dma
-    };
+    let f = dma_copy_routine(nt);
     // SAFETY:
     // 1. `dst` is an exclusively borrowed, writable, non-empty buffer of
     //    `dst.len()` bytes; both routines write only `[dst, dst + len)`
     //    (possibly twice: a fault redoes part of the copy) and clobber only
-    //    caller-saved registers (RAX, RCX, RDX, RSI, RDI, XMM0-3);
+    //    caller-saved registers (RAX, RCX, RDX, RSI, RDI, XMM0-3/YMM0-3);
     // 2. `src` is a validated user range; a fault while reading it is caught
     //    by the installed handler, which resumes at the faulting range's
     //    fixup (all listed in the exception table), and the routine then
@@ -851,11 +924,7 @@ pub(super) fn dma_copy_from_user(dst: &mut [u8], src: u64, nt: bool) -> usize {
 #[inline]
 pub(super) fn dma_copy_to_user(dst: u64, src: &[u8], nt: bool) -> usize {
     install();
-    let f = if nt {
-        __iommufd_host_copy_nt
-    } else {
-        __iommufd_host_copy_dma
-    };
+    let f = dma_copy_routine(nt);
     // SAFETY:
     // 1. `src` is a readable, non-empty buffer of `src.len()` bytes;
     // 2. `dst` is a validated user range; faults resume at the fixups of the
