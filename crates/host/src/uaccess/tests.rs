@@ -153,6 +153,22 @@ fn straddling_mapped_and_unmapped() {
         Ok(u32::from_ne_bytes(src[23..27].try_into().unwrap()))
     );
     assert_eq!(get_user_u32(edge - 4), Ok(0));
+    // Every short-copy class (4, 8, 16-byte moves) stops at the edge.
+    for len in [2usize, 4, 5, 7, 8, 9, 15, 16, 17, 33, 63, 64] {
+        let mapped = len / 2;
+        copy_to_user(edge - mapped as u64, &src[..mapped]).unwrap();
+        let mut b = vec![0xffu8; len];
+        assert_eq!(
+            copy_from_user(&mut b, edge - mapped as u64),
+            Err(Errno::FAULT)
+        );
+        assert_eq!(&b[..mapped], &src[..mapped], "from len {len}");
+        assert!(b[mapped..].iter().all(|&x| x == 0), "from len {len}");
+        clear_user(a, P).unwrap();
+        let at = edge - mapped as u64;
+        assert_eq!(copy_to_user(at, &src[..len]), Err(Errno::FAULT));
+        assert_eq!(peek(at, mapped), &src[..mapped], "to len {len}");
+    }
 }
 
 #[test]
@@ -319,7 +335,7 @@ fn scalars_and_typed() {
 #[test]
 fn extable_is_sane() {
     let t = x86_64::extable();
-    assert_eq!(t.len(), 16);
+    assert_eq!(t.len(), 18);
     for e in t {
         // One instruction, or the few moves of a DMA copy block.
         assert!(e.start < e.end && e.end - e.start <= 64, "{e:?}");
@@ -459,7 +475,22 @@ fn dma_copies_stop_at_the_exact_faulting_byte() {
             5000,
             65536 + 7,
         ] {
-            for mapped in [0usize, 1, 15, 16, 63, 64, 100, 129, len / 2, len - 1, len] {
+            for mapped in [
+                0usize,
+                1,
+                3,
+                4,
+                7,
+                15,
+                16,
+                63,
+                64,
+                100,
+                129,
+                len / 2,
+                len - 1,
+                len,
+            ] {
                 if mapped > len {
                     continue;
                 }
