@@ -6,8 +6,9 @@
 //!
 //! Kernel: `drivers/iommu/iommufd/main.c` (v6.12).
 
-use crate::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use crate::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
@@ -46,9 +47,24 @@ enum Slot {
     Live(Arc<Object>),
 }
 
+/// Source of table generations: unique across contexts and time.
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's last object lookup: `(table generation, ID, object)`.
+    static LAST_LOOKUP: RefCell<Option<(u64, u32, Weak<Object>)>> = const { RefCell::new(None) };
+}
+
 /// The ID → object map (`ictx->objects`) and what its lock protects.
+///
+/// Every change of a slot gives the table a new *generation* (a process-wide
+/// unique number, also readable without the lock), so that a thread can
+/// reuse its last lookup while the generation has not moved: the slot still
+/// holds the same object, and taking the temporary reference
+/// ([`Object::lock_obj`]) decides, as under the lock, whether it is alive.
 #[derive(Default)]
 pub(crate) struct Table {
+    generation: Arc<AtomicU64>,
     slots: Vec<Slot>,
     free: BinaryHeap<Reverse<u32>>,
     used: usize,
@@ -75,10 +91,17 @@ impl Table {
         };
         self.slots[id as usize] = Slot::Reserved;
         self.used += 1;
+        self.new_generation();
         Ok(id)
     }
 
+    fn new_generation(&self) {
+        let generation = NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.generation.store(generation, Ordering::Release);
+    }
+
     fn release_id(&mut self, id: u32) {
+        self.new_generation();
         self.slots[id as usize] = Slot::Empty;
         self.free.push(Reverse(id));
         self.used -= 1;
@@ -118,6 +141,8 @@ impl Table {
 /// One iommufd context (`struct iommufd_ctx`).
 pub struct Ctx {
     table: Mutex<Table>,
+    /// The table's generation, read without its lock by lookups.
+    generation: Arc<AtomicU64>,
     waitq: Arc<DestroyWait>,
     account_mode: AtomicU8,
     no_iommu_mode: AtomicBool,
@@ -150,6 +175,7 @@ impl Reservation<'_> {
         debug_assert_eq!(obj.id(), self.id);
         let mut table = self.ictx.lock_table();
         table.slots[self.id as usize] = Slot::Live(obj.clone());
+        table.new_generation();
         drop(table);
         std::mem::forget(self);
     }
@@ -175,8 +201,10 @@ impl Ctx {
         } else {
             AccountMode::User
         };
+        let table = Table::default();
         Arc::new(Ctx {
-            table: Mutex::new(Table::default()),
+            generation: table.generation.clone(),
+            table: Mutex::new(table),
             waitq: Arc::new(DestroyWait::default()),
             account_mode: AtomicU8::new(mode_to_u8(mode)),
             no_iommu_mode: AtomicBool::new(false),
@@ -236,12 +264,34 @@ impl Ctx {
     /// # Errors
     /// `ENOENT` if the ID is absent, reserved, of another type, or dying.
     pub(crate) fn get_object(&self, id: u32, ty: Option<ObjType>) -> Result<ObjRef, Errno> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = LAST_LOOKUP
+            .try_with(|last| match &*last.borrow() {
+                Some((g, i, obj)) if *g == generation && *i == id => obj.upgrade(),
+                _ => None,
+            })
+            .ok()
+            .flatten();
+        if let Some(obj) = cached {
+            if ty.is_some_and(|ty| obj.obj_type() != ty) {
+                return Err(Errno::NOENT);
+            }
+            if obj.lock_obj() {
+                return Ok(ObjRef::from_locked(obj));
+            }
+        }
         let table = self.lock_table();
+        // Stable while the lock is held: slots change only under it.
+        let generation = self.generation.load(Ordering::Acquire);
         let obj = table.live(id).ok_or(Errno::NOENT)?;
         if ty.is_some_and(|ty| obj.obj_type() != ty) || !obj.lock_obj() {
             return Err(Errno::NOENT);
         }
-        Ok(ObjRef::from_locked(obj.clone()))
+        let obj = obj.clone();
+        drop(table);
+        let weak = Arc::downgrade(&obj);
+        let _ = LAST_LOOKUP.try_with(|last| *last.borrow_mut() = Some((generation, id, weak)));
+        Ok(ObjRef::from_locked(obj))
     }
 
     /// Typed [`Ctx::get_object`].

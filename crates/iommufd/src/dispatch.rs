@@ -25,18 +25,49 @@ const TABLE_LEN: u32 = 15;
 type Handler<T> = fn(&Ucmd<'_>, &mut T) -> Result<(), Errno>;
 
 /// Runs one table row: exact number, minimum size, copy in, handler.
-fn exec<T: IoctlCmd>(ucmd: &Ucmd<'_>, cmd: u32, handler: Handler<T>) -> Result<(), Errno> {
+fn exec<T: IoctlCmd>(
+    file: &Arc<IommufdFile>,
+    arg: u64,
+    cmd: u32,
+    handler: Handler<T>,
+) -> Result<(), Errno> {
+    let ictx = file.ctx();
+    // One read of the whole struct where it is readable (the common case);
+    // where it is not, the kernel's sequence of reads decides the errno.
+    let mut buf = T::new_zeroed();
+    let whole = ictx.mm().read(arg, buf.as_mut_bytes()).is_ok();
+    let user_size = if whole {
+        u32::from_ne_bytes([
+            buf.as_bytes()[0],
+            buf.as_bytes()[1],
+            buf.as_bytes()[2],
+            buf.as_bytes()[3],
+        ])
+    } else {
+        let mut size = [0u8; 4];
+        ictx.mm().read(arg, &mut size)?;
+        u32::from_ne_bytes(size)
+    };
+    let ucmd = Ucmd {
+        file,
+        ictx,
+        ubuffer: arg,
+        user_size,
+    };
     if cmd != T::IOCTL {
         return Err(Errno::NOTTY);
     }
-    if (ucmd.user_size as usize) < T::MIN_SIZE {
+    if (user_size as usize) < T::MIN_SIZE {
         return Err(Errno::INVAL);
     }
-    let mut buf = ucmd.copy_in::<T>()?;
-    handler(ucmd, &mut buf)
+    if whole {
+        ucmd.complete_copy_in(&mut buf)?;
+    } else {
+        buf = ucmd.copy_in::<T>()?;
+    }
+    handler(&ucmd, &mut buf)
 }
 
-/// `iommufd_fops_ioctl`.
 pub(crate) fn ioctl(file: &Arc<IommufdFile>, cmd: u32, arg: u64) -> Result<i64, Errno> {
     let ictx = file.ctx();
     let nr = cmd & 0xff;
@@ -44,33 +75,27 @@ pub(crate) fn ioctl(file: &Arc<IommufdFile>, cmd: u32, arg: u64) -> Result<i64, 
     if nr < base || nr - base >= TABLE_LEN {
         return vfio_compat::ioctl(ictx, cmd, arg);
     }
-    let mut size = [0u8; 4];
-    ictx.mm().read(arg, &mut size)?;
-    let ucmd = Ucmd {
-        file,
-        ictx,
-        ubuffer: arg,
-        user_size: u32::from_ne_bytes(size),
-    };
     let res = match nr - base {
-        0x00 => exec(&ucmd, cmd, crate::ioas::destroy),
-        0x01 => exec(&ucmd, cmd, ioas::alloc),
-        0x02 => exec(&ucmd, cmd, ioas::allow_iovas),
-        0x03 => exec(&ucmd, cmd, ioas::copy),
-        0x04 => exec(&ucmd, cmd, ioas::iova_ranges),
-        0x05 => exec(&ucmd, cmd, ioas::map),
-        0x06 => exec(&ucmd, cmd, ioas::unmap),
-        0x07 => exec(&ucmd, cmd, ioas::option),
-        0x08 => exec(&ucmd, cmd, vfio_compat::vfio_ioas),
-        0x09 => exec(&ucmd, cmd, crate::hwpt::alloc),
-        0x0a => exec(&ucmd, cmd, crate::hwpt::get_hw_info),
-        0x0b => exec(&ucmd, cmd, crate::hwpt::set_dirty_tracking),
-        0x0c => exec(&ucmd, cmd, crate::hwpt::get_dirty_bitmap),
-        0x0d => exec(&ucmd, cmd, crate::hwpt::invalidate),
-        0x0e => exec(&ucmd, cmd, crate::fault::fault_alloc),
+        0x00 => exec(file, arg, cmd, crate::ioas::destroy),
+        0x01 => exec(file, arg, cmd, ioas::alloc),
+        0x02 => exec(file, arg, cmd, ioas::allow_iovas),
+        0x03 => exec(file, arg, cmd, ioas::copy),
+        0x04 => exec(file, arg, cmd, ioas::iova_ranges),
+        0x05 => exec(file, arg, cmd, ioas::map),
+        0x06 => exec(file, arg, cmd, ioas::unmap),
+        0x07 => exec(file, arg, cmd, ioas::option),
+        0x08 => exec(file, arg, cmd, vfio_compat::vfio_ioas),
+        0x09 => exec(file, arg, cmd, crate::hwpt::alloc),
+        0x0a => exec(file, arg, cmd, crate::hwpt::get_hw_info),
+        0x0b => exec(file, arg, cmd, crate::hwpt::set_dirty_tracking),
+        0x0c => exec(file, arg, cmd, crate::hwpt::get_dirty_bitmap),
+        0x0d => exec(file, arg, cmd, crate::hwpt::invalidate),
+        0x0e => exec(file, arg, cmd, crate::fault::fault_alloc),
         #[cfg(feature = "selftest")]
-        0x20 => exec(&ucmd, cmd, crate::test_cmd::test_cmd),
-        _ => Err(Errno::NOTTY),
+        0x20 => exec(file, arg, cmd, crate::test_cmd::test_cmd),
+        // A number inside the table without a command: the size is still
+        // read first (EFAULT before ENOTTY).
+        _ => ictx.mm().read(arg, &mut [0u8; 4]).and(Err(Errno::NOTTY)),
     };
     res.map(|()| 0)
 }

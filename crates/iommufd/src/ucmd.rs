@@ -46,6 +46,23 @@ impl Ucmd<'_> {
         Ok(cmd)
     }
 
+    /// Finishes [`Ucmd::copy_in`] for a struct already read whole (its
+    /// `T::SIZE` bytes were readable): zeroes what lies beyond the user's
+    /// size, or checks that the user's bytes beyond `T::SIZE` are zero.
+    ///
+    /// # Errors
+    /// `E2BIG`, `EFAULT` as [`Ucmd::copy_in`].
+    pub(crate) fn complete_copy_in<T: IoctlCmd>(&self, cmd: &mut T) -> Result<(), Errno> {
+        let usize = self.user_size as u64;
+        let ksize = T::SIZE as u64;
+        if usize > ksize {
+            check_zeroed(self.mm().as_ref(), self.ubuffer + ksize, usize - ksize)?;
+        } else {
+            cmd.as_mut_bytes()[usize as usize..].fill(0);
+        }
+        Ok(())
+    }
+
     /// Copies the whole command struct back, truncated to the user's size
     /// (`iommufd_ucmd_respond`).
     ///
