@@ -561,3 +561,25 @@ fn huge_pages_off_raises_alignment_and_refuses_misaligned_areas() {
         .unwrap();
     assert_eq!(fd.ranges(ioas).unwrap().1, 1);
 }
+
+/// A lookup after the ID was destroyed and reused finds the new object, never
+/// the one a thread looked up before (lookups reuse the thread's last one
+/// while the object table is unchanged).
+#[test]
+fn lookups_follow_destroy_and_id_reuse() {
+    let fd = Fd::open();
+    let a = fd.ioas_alloc();
+    let buf = buffer(PAGE as usize);
+    let iova = fd.map_auto(a, buf.addr(), PAGE).unwrap();
+    assert_eq!(fd.unmap(a, iova, PAGE), Ok(PAGE));
+    let (ranges_a, _) = fd.ranges(a).unwrap();
+    fd.destroy(a).unwrap();
+    assert_eq!(fd.ranges(a), Err(Errno::NOENT));
+    assert_eq!(fd.unmap(a, 0, 0), Err(Errno::NOENT));
+    // The same ID, now a different IOAS: an area mapped in it is found there.
+    let b = fd.ioas_alloc();
+    assert_eq!(b, a);
+    let iova = fd.map_auto(b, buf.addr(), PAGE).unwrap();
+    assert_eq!(fd.ranges(b).unwrap().0, ranges_a);
+    assert_eq!(fd.unmap(b, iova, PAGE), Ok(PAGE));
+}
