@@ -56,6 +56,7 @@ pub struct IntervalTree<V> {
     free: Vec<u32>,
     root: u32,
     len: usize,
+    shrinks: u64,
 }
 
 impl<V> Default for IntervalTree<V> {
@@ -80,7 +81,16 @@ impl<V> IntervalTree<V> {
             free: Vec::new(),
             root: NIL,
             len: 0,
+            shrinks: 0,
         }
+    }
+
+    /// How many times an interval left the tree ([`Self::remove`],
+    /// [`Self::retain`], [`Self::clear`]): while it is unchanged, the union of
+    /// the intervals has only grown, so no hole appeared (callers cache facts
+    /// about holes against it).
+    pub fn shrinks(&self) -> u64 {
+        self.shrinks
     }
 
     /// Number of intervals stored.
@@ -128,6 +138,7 @@ impl<V> IntervalTree<V> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.len -= 1;
+        self.shrinks += 1;
         Some((node.start, node.last, node.value))
     }
 
@@ -197,6 +208,7 @@ impl<V> IntervalTree<V> {
 
     /// Removes every node; all outstanding [`NodeId`]s become stale.
     pub fn clear(&mut self) {
+        self.shrinks += 1;
         for (slot, index) in self.slots.iter_mut().zip(0u32..) {
             if slot.node.take().is_some() {
                 slot.generation = slot.generation.wrapping_add(1);

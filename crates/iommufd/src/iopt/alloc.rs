@@ -10,11 +10,55 @@
 //! Kernel: `drivers/iommu/iommufd/io_pagetable.c` (`iopt_alloc_iova`,
 //! `iopt_check_iova`), v6.12.
 
-use itree::{double_spans, DoubleSpan, Span};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use itree::{double_spans, DoubleSpan, IntervalTree, Span};
 use uapi::Errno;
 
 use super::IovaState;
 use crate::mm::{HPAGE_SIZE, PAGE_SIZE};
+
+/// The lowest possible hole of areas ∪ reserved ranges, learned by the
+/// allocator: no address in `[PAGE_SIZE, at)` is outside both trees, as long
+/// as neither tree lost an interval since (their [`IntervalTree::shrinks`]
+/// counts are the ones recorded; insertions only shrink holes). It lets a
+/// first-fit search skip a dense low region, where the kernel walks every
+/// area of it, with the same result.
+#[derive(Default, Debug)]
+pub(crate) struct HoleHint {
+    at: AtomicU64,
+    areas_shrinks: AtomicU64,
+    reserved_shrinks: AtomicU64,
+}
+
+impl HoleHint {
+    /// The start of the lowest hole of areas ∪ reserved in `[PAGE_SIZE, hi]`
+    /// (`hi + 1` if there is none), found from the last one still valid and
+    /// recorded: amortized, each area is stepped over once between removals.
+    fn refresh<A, R>(&self, areas: &IntervalTree<A>, reserved: &IntervalTree<R>, hi: u64) -> u64 {
+        let valid = self.areas_shrinks.load(Ordering::Relaxed) == areas.shrinks()
+            && self.reserved_shrinks.load(Ordering::Relaxed) == reserved.shrinks();
+        let from = if valid {
+            self.at.load(Ordering::Relaxed).max(PAGE_SIZE)
+        } else {
+            PAGE_SIZE
+        };
+        if from > hi {
+            return from;
+        }
+        let at = double_spans(reserved, areas, from, hi)
+            .find_map(|span| match span {
+                DoubleSpan::Hole { start, .. } => Some(start),
+                _ => None,
+            })
+            .unwrap_or(hi + 1);
+        self.at.store(at, Ordering::Relaxed);
+        self.areas_shrinks.store(areas.shrinks(), Ordering::Relaxed);
+        self.reserved_shrinks
+            .store(reserved.shrinks(), Ordering::Relaxed);
+        at
+    }
+}
 
 /// `__alloc_iova_check_range`: the aligned start of a fit for `length` bytes in
 /// `[start, last]`, if any.
@@ -58,11 +102,19 @@ pub(crate) fn alloc_iova(st: &IovaState, uptr: u64, length: u64) -> Result<u64, 
             })
             .collect()
     };
+    // No hole lies below the hint, so a window's search may start there
+    // instead of at its first aligned address: the holes it visits from there
+    // are the ones the kernel's search visits.
+    let hint = st.hole_hint.refresh(&st.areas, &st.reserved, hi);
     for (start, last) in windows {
         let Some(start) = check_range(start, last, length, align, page_offset) else {
             continue;
         };
-        for span in double_spans(&st.reserved, &st.areas, start, last) {
+        let from = start.max(hint);
+        if from > last {
+            continue;
+        }
+        for span in double_spans(&st.reserved, &st.areas, from, last) {
             let DoubleSpan::Hole { start, last } = span else {
                 continue;
             };

@@ -78,6 +78,7 @@ fn state(alignment: u64, reserved: &[(u64, u64)], areas: &[(u64, u64)]) -> IovaS
         reserved: IntervalTree::new(),
         iova_alignment: alignment,
         disable_large_pages: false,
+        hole_hint: super::HoleHint::default(),
     };
     for &(s, l) in reserved {
         st.reserved.insert(s, l, super::super::ResvOwner::Test);

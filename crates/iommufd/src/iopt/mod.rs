@@ -113,6 +113,8 @@ pub(crate) struct IovaState {
     pub(crate) reserved: IntervalTree<ResvOwner>,
     pub(crate) iova_alignment: u64,
     pub(crate) disable_large_pages: bool,
+    /// Where the automatic allocator's search may start (see [`alloc::HoleHint`]).
+    pub(crate) hole_hint: alloc::HoleHint,
 }
 
 /// An access attached to the io_pagetable.
@@ -149,6 +151,7 @@ impl IoPagetable {
                 reserved: IntervalTree::new(),
                 iova_alignment: 1,
                 disable_large_pages: false,
+                hole_hint: alloc::HoleHint::default(),
             }),
             accesses: Mutex::new(BTreeMap::new()),
         }
