@@ -140,6 +140,10 @@ impl UserMemory for HostMm {
         host::uaccess::copy_from_user(dst, va)
     }
 
+    fn read_ahead(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        host::uaccess::copy_from_user(dst, va)
+    }
+
     fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
         fault::fail_point!(fault::Site::CopyToUser, Errno::FAULT);
         host::uaccess::copy_to_user(va, src)

@@ -33,9 +33,14 @@ fn exec<T: IoctlCmd>(
 ) -> Result<(), Errno> {
     let ictx = file.ctx();
     // One read of the whole struct where it is readable (the common case);
-    // where it is not, the kernel's sequence of reads decides the errno.
+    // where it is not, the kernel's sequence of reads decides the errno. The
+    // read ahead stands for the kernel's read of the size here and of the
+    // struct below, which stay fault points.
     let mut buf = T::new_zeroed();
-    let whole = ictx.mm().read(arg, buf.as_mut_bytes()).is_ok();
+    let whole = ictx.mm().read_ahead(arg, buf.as_mut_bytes()).is_ok();
+    if whole {
+        fault::fail_point!(fault::Site::CopyFromUser, Errno::FAULT);
+    }
     let user_size = if whole {
         u32::from_ne_bytes([
             buf.as_bytes()[0],

@@ -64,6 +64,17 @@ pub trait UserMemory: Send + Sync {
     /// `EFAULT` if any byte is not readable.
     fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno>;
 
+    /// [`UserMemory::read`] that is not itself one of the kernel's user
+    /// copies: the dispatcher reads a whole command struct at once where the
+    /// kernel reads its size and then the struct, and accounts for those two
+    /// copies itself (fault injection counts them as the kernel does).
+    ///
+    /// # Errors
+    /// `EFAULT` if any byte is not readable.
+    fn read_ahead(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        self.read(va, dst)
+    }
+
     /// Copies `src` to user address `va` (`copy_to_user`).
     ///
     /// # Errors

@@ -60,6 +60,8 @@ impl Ucmd<'_> {
         } else {
             cmd.as_mut_bytes()[usize as usize..].fill(0);
         }
+        // The kernel's copy of the struct (already read ahead).
+        fault::fail_point!(fault::Site::CopyFromUser, Errno::FAULT);
         Ok(())
     }
 
