@@ -3,11 +3,12 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use iommufd::mm::{AccountMode, Cap, PhysRun, UserMemory};
-use support::{buffer, noaccess, pins, readonly, Fd, FIXED_RW, PAGE};
+use iommufd::mm::{AccountMode, Cap, UserMemory};
+use support::{
+    buffer, noaccess, pins, readonly, Fd, HookedMm, LockedLimit, MmHooks, FIXED_RW, PAGE,
+};
 use uapi::{
     Errno, TestAccessPages, TestAccessReplaceIoas, TestAccessRw, TestAddReserved, TestCheckRefs,
     TestCreateAccess, TestDestroyAccessPages, TestMemoryLimit, IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -405,47 +406,16 @@ fn closing_the_iommufd_unpins_everything() {
 /// User memory with a small locked-memory limit.
 struct Limited {
     inner: Arc<dyn UserMemory>,
-    limit: u64,
-    used: AtomicU64,
+    locked: LockedLimit,
 }
 
-impl UserMemory for Limited {
-    fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.inner.read(va, dst)
-    }
-    fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
-        self.inner.write(va, src)
-    }
-    fn pin(&self, va: u64, n: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
-        self.inner.pin(va, n, write, out)
-    }
-    fn unpin(&self, va: u64, n: u64) {
-        self.inner.unpin(va, n);
-    }
-    fn read_phys(&self, pa: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.inner.read_phys(pa, dst)
-    }
-    fn write_phys(&self, pa: u64, src: &[u8]) -> Result<(), Errno> {
-        self.inner.write_phys(pa, src)
-    }
-    fn resolve(&self, va: u64) -> Result<u64, Errno> {
-        self.inner.resolve(va)
-    }
-    fn pin_count(&self, va: u64) -> Result<Option<u32>, Errno> {
-        self.inner.pin_count(va)
+impl MmHooks for Limited {
+    fn inner(&self) -> &dyn UserMemory {
+        self.inner.as_ref()
     }
     fn account(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
         assert_eq!(mode, AccountMode::User);
-        if inc {
-            let new = self.used.load(Ordering::SeqCst) + n;
-            if new > self.limit {
-                return Err(Errno::NOMEM);
-            }
-            self.used.store(new, Ordering::SeqCst);
-        } else {
-            self.used.fetch_sub(n, Ordering::SeqCst);
-        }
-        Ok(())
+        self.locked.charge(mode, n, inc)
     }
     fn capable(&self, cap: Cap) -> bool {
         cap != Cap::IpcLock
@@ -454,11 +424,10 @@ impl UserMemory for Limited {
 
 #[test]
 fn pinning_beyond_the_memlock_limit_returns_enomem_and_unwinds() {
-    let mm = Arc::new(Limited {
+    let mm = Arc::new(HookedMm(Limited {
         inner: inproc::host_mm().clone(),
-        limit: 2,
-        used: AtomicU64::new(0),
-    });
+        locked: LockedLimit::new(2),
+    }));
     let fd = Fd::open_with_mm(mm.clone());
     let buf = buffer(4 * PAGE as usize);
     let ioas = fd.ioas_alloc();
@@ -466,7 +435,7 @@ fn pinning_beyond_the_memlock_limit_returns_enomem_and_unwinds() {
         .unwrap();
     let afd = create_access(&fd, ioas, PIN).unwrap();
     access_pages(&fd, afd, 0x10000, 2 * PAGE, 0, 0).unwrap();
-    assert_eq!(mm.used.load(Ordering::SeqCst), 2);
+    assert_eq!(mm.locked.used(), 2);
     assert_eq!(
         access_pages(&fd, afd, 0x12000, 2 * PAGE, 0, 0),
         Err(Errno::NOMEM)
@@ -476,11 +445,7 @@ fn pinning_beyond_the_memlock_limit_returns_enomem_and_unwinds() {
         0,
         "the over-limit pin was undone"
     );
-    assert_eq!(mm.used.load(Ordering::SeqCst), 2);
+    assert_eq!(mm.locked.used(), 2);
     close(afd);
-    assert_eq!(
-        mm.used.load(Ordering::SeqCst),
-        0,
-        "accounting returns to zero"
-    );
+    assert_eq!(mm.locked.used(), 0, "accounting returns to zero");
 }

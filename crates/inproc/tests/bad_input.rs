@@ -19,12 +19,11 @@ mod support;
 #[path = "bad_input/table.rs"]
 mod table;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use host::sys::Mmap;
-use iommufd::mm::{AccountMode, Cap, PhysRun, UserMemory};
-use support::{buffer, noaccess, readonly, Fd, PAGE};
+use iommufd::mm::{AccountMode, Cap, UserMemory};
+use support::{buffer, noaccess, readonly, Fd, HookedMm, LockedLimit, MmHooks, PAGE};
 use uapi::{
     Errno, FaultAlloc, HwptSelftest, IommuOption, TestCheckIotlb, TestCreateAccess,
     TestMockDomainFlags, VfioIoas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT,
@@ -43,49 +42,15 @@ pub const LIMIT: u64 = 8;
 /// [`LIMIT`] pages, with CAP_SYS_RESOURCE.
 pub struct CountMm {
     host: inproc::HostMm,
-    locked: AtomicU64,
+    locked: LockedLimit,
 }
 
-impl UserMemory for CountMm {
-    fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.host.read(va, dst)
-    }
-    fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
-        self.host.write(va, src)
-    }
-    fn pin(&self, va: u64, n: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
-        self.host.pin(va, n, write, out)
-    }
-    fn unpin(&self, va: u64, n: u64) {
-        self.host.unpin(va, n);
-    }
-    fn read_phys(&self, pa: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.host.read_phys(pa, dst)
-    }
-    fn write_phys(&self, pa: u64, src: &[u8]) -> Result<(), Errno> {
-        self.host.write_phys(pa, src)
-    }
-    fn resolve(&self, va: u64) -> Result<u64, Errno> {
-        self.host.resolve(va)
-    }
-    fn pin_count(&self, va: u64) -> Result<Option<u32>, Errno> {
-        self.host.pin_count(va)
+impl MmHooks for CountMm {
+    fn inner(&self) -> &dyn UserMemory {
+        &self.host
     }
     fn account(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
-        if mode == AccountMode::None {
-            return Ok(());
-        }
-        let r = self
-            .locked
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                if inc {
-                    cur.checked_add(n).filter(|&v| v <= LIMIT)
-                } else {
-                    cur.checked_sub(n)
-                }
-            });
-        assert!(r.is_ok() || inc, "locked_vm underflow");
-        r.map(|_| ()).map_err(|_| Errno::NOMEM)
+        self.locked.charge(mode, n, inc)
     }
     fn capable(&self, cap: Cap) -> bool {
         match cap {
@@ -101,7 +66,7 @@ pub struct Fix {
     pub a: Fd,
     pub b: Fd,
     pub v: Fd,
-    pub mm: Arc<CountMm>,
+    pub mm: Arc<HookedMm<CountMm>>,
     /// 8 read-write pages; pages 0-3 mapped at APERTURE in `ioas`, 4-5 mapped
     /// read-only at APERTURE + 16 pages.
     pub buf: Mmap,
@@ -150,10 +115,10 @@ impl Default for Fix {
 
 impl Fix {
     pub fn new() -> Fix {
-        let mm = Arc::new(CountMm {
+        let mm = Arc::new(HookedMm(CountMm {
             host: inproc::HostMm::new(),
-            locked: AtomicU64::new(0),
-        });
+            locked: LockedLimit::new(LIMIT),
+        }));
         let a = Fd::open_with_mm(mm.clone());
         let b = Fd::open_with_mm(mm.clone());
         let v = Fd::open();
@@ -320,7 +285,7 @@ fn snapshot(f: &Fix) -> Snap {
             .chain(pages(&f.v_buf))
             .map(support::pins)
             .collect(),
-        locked: f.mm.locked.load(Ordering::Acquire),
+        locked: f.mm.locked.used(),
         check_map: vec![
             support::check_map(&f.a, f.hwpt, APERTURE, 4 * PAGE, f.buf.addr()),
             support::check_map(&f.a, f.parent, APERTURE, 4 * PAGE, f.buf.addr()),

@@ -12,16 +12,15 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use host::sys::Mmap;
 use iommu::Device;
-use iommufd::mm::{AccountMode, Cap, FileOps, Files, PhysRun, UserMemory};
+use iommufd::mm::{AccountMode, Cap, FileOps, Files, UserMemory};
 use iommufd::{BoundDevice, IommufdFile};
 use support::{
-    buffer, hwpt_alloc, mock_domain, noaccess, pins, readonly, replace, set_size, Fd, FIXED_RW,
-    PAGE,
+    buffer, hwpt_alloc, mock_domain, noaccess, pins, readonly, replace, set_size, Fd, HookedMm,
+    LockedLimit, MmHooks, FIXED_RW, PAGE,
 };
 use uapi::ioctl::{VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU};
 use uapi::{
@@ -166,64 +165,28 @@ fn smmu_device(cfg: drivers::SmmuV3Config) -> Arc<Device> {
 /// User memory without CAP_IPC_LOCK whose locked-memory limit is `limit` pages.
 struct Limited {
     inner: Arc<dyn UserMemory>,
-    limit: u64,
-    used: AtomicU64,
+    locked: LockedLimit,
 }
 
 impl Limited {
-    fn new(limit: u64) -> Arc<Limited> {
-        Arc::new(Limited {
+    fn new(limit: u64) -> Arc<HookedMm<Limited>> {
+        Arc::new(HookedMm(Limited {
             inner: inproc::host_mm().clone(),
-            limit,
-            used: AtomicU64::new(0),
-        })
+            locked: LockedLimit::new(limit),
+        }))
     }
 
     fn used(&self) -> u64 {
-        self.used.load(Ordering::SeqCst)
+        self.locked.used()
     }
 }
 
-impl UserMemory for Limited {
-    fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.inner.read(va, dst)
-    }
-    fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
-        self.inner.write(va, src)
-    }
-    fn pin(&self, va: u64, n: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
-        self.inner.pin(va, n, write, out)
-    }
-    fn unpin(&self, va: u64, n: u64) {
-        self.inner.unpin(va, n);
-    }
-    fn read_phys(&self, pa: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.inner.read_phys(pa, dst)
-    }
-    fn write_phys(&self, pa: u64, src: &[u8]) -> Result<(), Errno> {
-        self.inner.write_phys(pa, src)
-    }
-    fn resolve(&self, va: u64) -> Result<u64, Errno> {
-        self.inner.resolve(va)
-    }
-    fn pin_count(&self, va: u64) -> Result<Option<u32>, Errno> {
-        self.inner.pin_count(va)
+impl MmHooks for Limited {
+    fn inner(&self) -> &dyn UserMemory {
+        self.inner.as_ref()
     }
     fn account(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
-        if mode == AccountMode::None {
-            return Ok(());
-        }
-        let r = self
-            .used
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
-                if inc {
-                    cur.checked_add(n).filter(|&v| v <= self.limit)
-                } else {
-                    cur.checked_sub(n)
-                }
-            });
-        assert!(r.is_ok() || inc, "locked_vm underflow");
-        r.map(|_| ()).map_err(|_| Errno::NOMEM)
+        self.locked.charge(mode, n, inc)
     }
     fn capable(&self, cap: Cap) -> bool {
         cap != Cap::IpcLock

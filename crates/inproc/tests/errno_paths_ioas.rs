@@ -17,13 +17,14 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use host::sys::Mmap;
-use iommufd::mm::{AccountMode, Cap, PhysRun, UserMemory};
+use iommufd::mm::{AccountMode, Cap, UserMemory};
 use iommufd::IommufdFile;
-use support::{buffer, mock_domain, pins, set_size, Fd, FIXED_RW, PAGE, RW};
+use support::{
+    buffer, mock_domain, pins, set_size, Fd, HookedMm, LockedLimit, MmHooks, FIXED_RW, PAGE, RW,
+};
 use uapi::{
     Errno, IoasAlloc, IoasAllowIovas, IoasCopy, IoasIovaRanges, IoasMap, IoasUnmap, IoctlCmd,
     IommuOption, IovaRange, TestAccessPages, TestAccessRw, TestCreateAccess, TestPayload,
@@ -134,8 +135,8 @@ struct HookMm {
     inner: Arc<dyn UserMemory>,
     hook: Mutex<Option<(On, HookFn)>>,
     file: Mutex<Weak<IommufdFile>>,
-    limit: Option<u64>,
-    charged: AtomicU64,
+    /// Charged pages and their limit, if any.
+    locked: Option<LockedLimit>,
 }
 
 impl HookMm {
@@ -162,70 +163,39 @@ impl HookMm {
     }
 }
 
-impl UserMemory for HookMm {
-    fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.inner.read(va, dst)
+impl MmHooks for HookMm {
+    fn inner(&self) -> &dyn UserMemory {
+        self.inner.as_ref()
     }
-    fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
+    fn before_write(&self) {
         self.run(On::Write);
-        self.inner.write(va, src)
     }
-    fn pin(&self, va: u64, n: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
+    fn before_pin(&self) {
         self.run(On::Pin);
-        self.inner.pin(va, n, write, out)
-    }
-    fn unpin(&self, va: u64, n: u64) {
-        self.inner.unpin(va, n);
-    }
-    fn read_phys(&self, pa: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.inner.read_phys(pa, dst)
-    }
-    fn write_phys(&self, pa: u64, src: &[u8]) -> Result<(), Errno> {
-        self.inner.write_phys(pa, src)
-    }
-    fn resolve(&self, va: u64) -> Result<u64, Errno> {
-        self.inner.resolve(va)
-    }
-    fn pin_count(&self, va: u64) -> Result<Option<u32>, Errno> {
-        self.inner.pin_count(va)
     }
     fn account(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
-        let Some(limit) = self.limit else {
-            return self.inner.account(mode, n, inc);
-        };
-        if mode == AccountMode::None {
-            return Ok(());
+        match &self.locked {
+            Some(locked) => locked.charge(mode, n, inc),
+            None => self.inner.account(mode, n, inc),
         }
-        let r = self
-            .charged
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
-                if inc {
-                    cur.checked_add(n).filter(|&v| v <= limit)
-                } else {
-                    cur.checked_sub(n)
-                }
-            });
-        assert!(r.is_ok() || inc, "locked_vm underflow");
-        r.map(|_| ()).map_err(|_| Errno::NOMEM)
     }
     fn capable(&self, cap: Cap) -> bool {
         match cap {
             Cap::SysResource => true,
-            Cap::IpcLock => self.limit.is_none() && self.inner.capable(cap),
+            Cap::IpcLock => self.locked.is_none() && self.inner.capable(cap),
             Cap::SysRawio => self.inner.capable(cap),
         }
     }
 }
 
 /// A context on a [`HookMm`]; `limit` pages may be charged if given.
-fn hooked(limit: Option<u64>) -> (Fd, Arc<HookMm>) {
-    let mm = Arc::new(HookMm {
+fn hooked(limit: Option<u64>) -> (Fd, Arc<HookedMm<HookMm>>) {
+    let mm = Arc::new(HookedMm(HookMm {
         inner: inproc::host_mm().clone(),
         hook: Mutex::new(None),
         file: Mutex::new(Weak::new()),
-        limit,
-        charged: AtomicU64::new(0),
-    });
+        locked: limit.map(LockedLimit::new),
+    }));
     let fd = Fd::open_with_mm(mm.clone());
     *mm.file.lock().unwrap() = Arc::downgrade(&fd.file);
     (fd, mm)
@@ -427,14 +397,14 @@ fn copy_into_a_domain_beyond_the_memlock_limit_is_enomem_and_undone() {
         fd.copy(dst, src, APERTURE, 4 * PAGE, APERTURE, FIXED_RW),
         Err(Errno::NOMEM)
     );
-    assert_eq!(mm.charged.load(Ordering::SeqCst), 0);
+    assert_eq!(mm.locked.as_ref().map_or(0, LockedLimit::used), 0);
     assert_eq!(pins(buf.addr()), 0);
     assert_eq!(fd.unmap(dst, 0, u64::MAX), Ok(0));
     assert_eq!(
         fd.copy(dst, src, APERTURE, 2 * PAGE, APERTURE, FIXED_RW),
         Ok(APERTURE)
     );
-    assert_eq!(mm.charged.load(Ordering::SeqCst), 2);
+    assert_eq!(mm.locked.as_ref().map_or(0, LockedLimit::used), 2);
 }
 
 #[test]

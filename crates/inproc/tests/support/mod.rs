@@ -260,3 +260,113 @@ pub fn check_map(fd: &Fd, hwpt: u32, iova: u64, length: u64, uptr: u64) -> Resul
     fd.test(hwpt, &TestCheckMap { iova, length, uptr })
         .map(|_| ())
 }
+
+// ---- user memory wrappers --------------------------------------------------
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iommufd::mm::{AccountMode, Cap, PhysRun, UserMemory};
+
+/// What a test's [`UserMemory`] changes; everything else forwards to
+/// [`MmHooks::inner`] (wrapped in [`HookedMm`]).
+pub trait MmHooks: Send + Sync + 'static {
+    /// The memory the rest forwards to.
+    fn inner(&self) -> &dyn UserMemory;
+    /// `UserMemory::account`.
+    fn account(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
+        self.inner().account(mode, n, inc)
+    }
+    /// `UserMemory::capable`.
+    fn capable(&self, cap: Cap) -> bool {
+        self.inner().capable(cap)
+    }
+    /// Runs before each `write` (a copy to user memory).
+    fn before_write(&self) {}
+    /// Runs before each `pin`.
+    fn before_pin(&self) {}
+}
+
+/// A [`UserMemory`] built from [`MmHooks`].
+pub struct HookedMm<H>(pub H);
+
+impl<H> std::ops::Deref for HookedMm<H> {
+    type Target = H;
+    fn deref(&self) -> &H {
+        &self.0
+    }
+}
+
+impl<H: MmHooks> UserMemory for HookedMm<H> {
+    fn read(&self, va: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        self.0.inner().read(va, dst)
+    }
+    fn write(&self, va: u64, src: &[u8]) -> Result<(), Errno> {
+        self.0.before_write();
+        self.0.inner().write(va, src)
+    }
+    fn pin(&self, va: u64, n: u64, write: bool, out: &mut Vec<PhysRun>) -> Result<(), Errno> {
+        self.0.before_pin();
+        self.0.inner().pin(va, n, write, out)
+    }
+    fn unpin(&self, va: u64, n: u64) {
+        self.0.inner().unpin(va, n);
+    }
+    fn read_phys(&self, pa: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        self.0.inner().read_phys(pa, dst)
+    }
+    fn write_phys(&self, pa: u64, src: &[u8]) -> Result<(), Errno> {
+        self.0.inner().write_phys(pa, src)
+    }
+    fn resolve(&self, va: u64) -> Result<u64, Errno> {
+        self.0.inner().resolve(va)
+    }
+    fn pin_count(&self, va: u64) -> Result<Option<u32>, Errno> {
+        self.0.inner().pin_count(va)
+    }
+    fn account(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
+        self.0.account(mode, n, inc)
+    }
+    fn capable(&self, cap: Cap) -> bool {
+        self.0.capable(cap)
+    }
+}
+
+/// A locked-memory counter with a limit in pages, charged as the kernel
+/// charges `locked_vm` (nothing in `AccountMode::None`).
+pub struct LockedLimit {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl LockedLimit {
+    pub fn new(limit: u64) -> LockedLimit {
+        LockedLimit {
+            limit,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Charges (`inc`) or uncharges `n` pages: `ENOMEM` beyond the limit;
+    /// uncharging more than was charged is a bug of the code under test.
+    pub fn charge(&self, mode: AccountMode, n: u64, inc: bool) -> Result<(), Errno> {
+        if mode == AccountMode::None {
+            return Ok(());
+        }
+        let r = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |cur| {
+                if inc {
+                    cur.checked_add(n).filter(|&v| v <= self.limit)
+                } else {
+                    cur.checked_sub(n)
+                }
+            });
+        assert!(r.is_ok() || inc, "locked_vm underflow");
+        r.map(|_| ()).map_err(|_| Errno::NOMEM)
+    }
+
+    /// Pages charged now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::SeqCst)
+    }
+}
