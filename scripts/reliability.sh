@@ -20,7 +20,7 @@ cd "$ROOT"
 MODE=${1:---quick}
 case "$MODE" in
 --quick)
-    : "${MODEL_CASES:=400}" "${SHUTTLE_ITERS:=100}" "${STRESS_OPS:=2000}" "${FUZZ_SECONDS:=45}"
+    : "${MODEL_CASES:=400}" "${SHUTTLE_ITERS:=100}" "${STRESS_OPS:=2000}" "${FUZZ_SECONDS:=120}"
     ;;
 --full)
     : "${MODEL_CASES:=10000}" "${MODEL_MIN_STEPS:=64}" "${SHUTTLE_ITERS:=5000}" "${STRESS_OPS:=1000000}" "${FUZZ_SECONDS:=600}"
