@@ -38,16 +38,11 @@ fn exec<T: IoctlCmd>(
     // struct below, which stay fault points.
     let mut buf = T::new_zeroed();
     let whole = ictx.mm().read_ahead(arg, buf.as_mut_bytes()).is_ok();
-    if whole {
-        fault::fail_point!(fault::Site::CopyFromUser, Errno::FAULT);
-    }
     let user_size = if whole {
-        u32::from_ne_bytes([
-            buf.as_bytes()[0],
-            buf.as_bytes()[1],
-            buf.as_bytes()[2],
-            buf.as_bytes()[3],
-        ])
+        fault::fail_point!(fault::Site::CopyFromUser, Errno::FAULT);
+        let mut size = [0u8; 4];
+        size.copy_from_slice(&buf.as_bytes()[..4]);
+        u32::from_ne_bytes(size)
     } else {
         let mut size = [0u8; 4];
         ictx.mm().read(arg, &mut size)?;
