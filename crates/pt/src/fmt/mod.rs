@@ -14,6 +14,10 @@ pub use mock::{Mock, MockConfig};
 pub use vtdss::{VtdSs, VtdSsConfig};
 pub use x86_64::{X86_64Config, X86_64};
 
+use uapi::Errno;
+
+use crate::format::Geometry;
+
 /// Bits `hi..=lo` set.
 pub(crate) const fn genmask(hi: u32, lo: u32) -> u64 {
     (u64::MAX >> (63 - hi)) & (u64::MAX << lo)
@@ -35,6 +39,26 @@ pub(crate) fn cap_leaf_levels(
         .filter(|&level| candidates & (1 << level) != 0)
         .filter(|&level| granule_lg2 + level * items_lg2 <= max_leaf_lg2)
         .fold(0, |acc, level| acc | 1 << level)
+}
+
+/// The geometry of the x86 4-KiB radix (VT-d second stage and x86-64 share
+/// it): 4 KiB granule, 512 entries per table, 4 or 5 levels for a 31..=57-bit
+/// input, up to 52-bit output, leaves at the PTE, PDE and PDPE levels (capped
+/// by `max_leaf_lg2`).
+///
+/// # Errors
+/// `EINVAL` for widths outside those ranges.
+pub(crate) fn x86_radix_geometry(
+    va_lg2: u32,
+    oa_lg2: u32,
+    max_leaf_lg2: u32,
+) -> Result<Geometry, Errno> {
+    if !(31..=57).contains(&va_lg2) || !(13..=52).contains(&oa_lg2) {
+        return Err(Errno::INVAL);
+    }
+    let levels = Geometry::levels_for(va_lg2, 12, 9);
+    let leaf_levels = cap_leaf_levels(0b111, 12, 9, max_leaf_lg2);
+    Geometry::new(12, 9, levels, va_lg2, oa_lg2, leaf_levels)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@
 
 use uapi::Errno;
 
-use super::{bit, cap_leaf_levels, genmask};
+use super::{bit, genmask, x86_radix_geometry};
 use crate::format::{EntryKind, Format, Geometry, PartialUnmap};
 use crate::Prot;
 
@@ -91,12 +91,7 @@ impl Format for X86_64 {
     const PARTIAL_UNMAP: PartialUnmap = PartialUnmap::WholeLeaf;
 
     fn new(cfg: X86_64Config) -> Result<Self, Errno> {
-        if !(31..=57).contains(&cfg.va_lg2) || !(13..=52).contains(&cfg.oa_lg2) {
-            return Err(Errno::INVAL);
-        }
-        let levels = Geometry::levels_for(cfg.va_lg2, 12, 9);
-        let leaf_levels = cap_leaf_levels(0b111, 12, 9, cfg.max_leaf_lg2);
-        let geo = Geometry::new(12, 9, levels, cfg.va_lg2, cfg.oa_lg2, leaf_levels)?;
+        let geo = x86_radix_geometry(cfg.va_lg2, cfg.oa_lg2, cfg.max_leaf_lg2)?;
         Ok(X86_64 { geo })
     }
 
