@@ -21,8 +21,11 @@ use std::sync::OnceLock;
 
 use uapi::Errno;
 
-/// The most segments an arena can grow to.
-const MAX_SEGMENTS: usize = 40;
+/// The most segments an arena can grow to (segment 0 included).
+const MAX_SEGMENTS: usize = 41;
+/// Slots of the inline segment array: a power of two above [`MAX_SEGMENTS`],
+/// so that a reader indexes it with a mask instead of a bounds check.
+const SEG_SLOTS: usize = 64;
 /// Bit position of the segment number in a table's fake physical address; a
 /// segment holds at most `2^SEG_SHIFT` bytes (1 TiB of tables). Addresses stay
 /// below `2^46`, inside every format's address field.
@@ -37,10 +40,10 @@ pub(crate) struct Arena {
     base_units_lg2: u32,
     /// Words of the top table (it starts at unit 0 and may span several units).
     top_words: usize,
-    /// Segment 0, allocated up front; it holds the top table.
-    seg0: Box<[AtomicU64]>,
-    /// Segments 1.., allocated on demand by the writer.
-    segments: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// Segment `k` at index `k`: segment 0 (which holds the top table) is
+    /// allocated up front, the others on demand by the writer; indices from
+    /// [`MAX_SEGMENTS`] on stay empty.
+    segs: [OnceLock<Box<[AtomicU64]>>; SEG_SLOTS],
 }
 
 /// Writer-side allocation state: free list, per-table entry counts, limits.
@@ -71,16 +74,14 @@ impl Arena {
         let unit_words = 1usize << unit_words_lg2;
         let top_units = top_words.div_ceil(unit_words).max(1) as u64;
         let base_units_lg2 = top_units.next_power_of_two().max(4).trailing_zeros();
-        let seg0 = zeroed(unit_words << base_units_lg2);
-        let segments = std::iter::repeat_with(OnceLock::new)
-            .take(MAX_SEGMENTS)
-            .collect();
+        let segs: [OnceLock<Box<[AtomicU64]>>; SEG_SLOTS] =
+            std::array::from_fn(|_| OnceLock::new());
+        segs[0].get_or_init(|| zeroed(unit_words << base_units_lg2));
         let arena = Arena {
             unit_words_lg2,
             base_units_lg2,
             top_words,
-            seg0,
-            segments,
+            segs,
         };
         let alloc = Alloc {
             next_unit: top_units,
@@ -100,7 +101,11 @@ impl Arena {
     /// The top table.
     #[inline]
     pub(crate) fn top(&self) -> &[AtomicU64] {
-        &self.seg0[..self.top_words]
+        // Segment 0 is set in `new` and never taken away.
+        self.segs[0]
+            .get()
+            .and_then(|s| s.get(..self.top_words))
+            .unwrap_or_default()
     }
 
     /// Segment index and first unit of the segment holding `unit`.
@@ -118,11 +123,7 @@ impl Arena {
             return None;
         }
         let (k, first) = self.segment_of(unit);
-        let seg: &[AtomicU64] = if k == 0 {
-            &self.seg0
-        } else {
-            self.segments.get(k - 1)?.get()?
-        };
+        let seg = self.segs.get(k)?.get()?;
         let off = ((unit - first) as usize) << self.unit_words_lg2;
         seg.get(off..off + (1usize << self.unit_words_lg2))
     }
@@ -130,7 +131,7 @@ impl Arena {
     /// The table whose fake physical address is `pa`, or `None`.
     #[inline]
     pub(crate) fn table_at(&self, pa: u64) -> Option<(u64, &[AtomicU64])> {
-        if (pa >> SEG_SHIFT) as usize > self.segments.len() {
+        if (pa >> SEG_SHIFT) as usize >= MAX_SEGMENTS {
             return None;
         }
         let unit = self.unit_of(pa);
@@ -138,16 +139,11 @@ impl Arena {
     }
 
     /// Entry `index` of the table whose fake physical address is `pa`, or
-    /// `None` (the reader's fast path: one shift, one segment load, one bounds
-    /// check). `index` must be below the table's entry count.
+    /// `None` (the reader's fast path: one shift and mask, one segment load,
+    /// one bounds check). `index` must be below the table's entry count.
     #[inline(always)]
     pub(crate) fn entry_at(&self, pa: u64, index: usize) -> Option<&AtomicU64> {
-        let k = (pa >> SEG_SHIFT) as usize;
-        let seg: &[AtomicU64] = if k == 0 {
-            &self.seg0
-        } else {
-            self.segments.get(k.wrapping_sub(1))?.get()?
-        };
+        let seg = self.segs[(pa >> SEG_SHIFT) as usize & (SEG_SLOTS - 1)].get()?;
         seg.get((((pa & SEG_MASK) >> 3) as usize).wrapping_add(index))
     }
 
@@ -181,15 +177,13 @@ impl Arena {
                 let unit = a.next_unit;
                 let (k, first) = self.segment_of(unit);
                 let seg_units = (1u64 << k) << self.base_units_lg2;
-                if k > MAX_SEGMENTS
+                if k >= MAX_SEGMENTS
                     || (seg_units << self.unit_bytes_lg2()).trailing_zeros() > SEG_SHIFT
                 {
                     return Err(Errno::NOMEM);
                 }
-                if k > 0 {
-                    let seg_words = seg_units << self.unit_words_lg2;
-                    self.segments[k - 1].get_or_init(|| zeroed(seg_words as usize));
-                }
+                let seg_words = seg_units << self.unit_words_lg2;
+                self.segs[k].get_or_init(|| zeroed(seg_words as usize));
                 if a.counts.len() <= unit as usize {
                     a.counts.resize((first + seg_units) as usize, 0);
                 }
@@ -214,13 +208,11 @@ impl Arena {
     /// Bytes of memory the arena holds (capacity, not live tables).
     pub(crate) fn capacity_bytes(&self) -> u64 {
         let seg_bytes = |s: &[AtomicU64]| s.len() as u64 * 8;
-        seg_bytes(&self.seg0)
-            + self
-                .segments
-                .iter()
-                .filter_map(OnceLock::get)
-                .map(|s| seg_bytes(s))
-                .sum::<u64>()
+        self.segs
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|s| seg_bytes(s))
+            .sum()
     }
 
     /// Drops trailing segments that hold no live table.
@@ -235,10 +227,10 @@ impl Arena {
             free_sorted.pop();
             used_end -= 1;
         }
-        for k in 1..=self.segments.len() {
+        for k in 1..MAX_SEGMENTS {
             let first = ((1u64 << k) - 1) << self.base_units_lg2;
             if first >= used_end {
-                self.segments[k - 1] = OnceLock::new();
+                self.segs[k] = OnceLock::new();
             }
         }
         a.next_unit = used_end;

@@ -168,6 +168,16 @@ pub trait Format: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// The partial-unmap rule for this format (see [`PartialUnmap`]).
     const PARTIAL_UNMAP: PartialUnmap;
+    /// `(granule_lg2, items_lg2)` when every configuration of the format has
+    /// them (the x86 radix, AMD v1, the mock), so that the readers' fast path
+    /// shifts by constants; `None` when they are configured.
+    const FIXED_RADIX: Option<(u32, u32)> = None;
+    /// A `(granule_lg2, items_lg2)` that no configuration goes below, in
+    /// granule or in level-1 block size (`granule_lg2 + items_lg2`). The
+    /// software IOTLB caches small leaves in chunks of this granule and
+    /// larger leaves and level-0 tables per chunk of this block size, so that
+    /// its hit path shifts by constants whatever the configuration.
+    const MIN_RADIX: (u32, u32);
 
     /// Validates `cfg` and builds the format value.
     ///
@@ -211,6 +221,16 @@ pub trait Format: Send + Sync + Sized + 'static {
     fn make_dirty(&self, raw: u64) -> u64;
     /// `raw` marked write-clean.
     fn make_clean(&self, raw: u64) -> u64;
+
+    /// The output address and permissions of `raw`, read at level 0, if it is
+    /// a leaf whose accessed flag is already set; `None` otherwise. The
+    /// IOTLB's fill path without a walk: a leaf whose flag still has to be set
+    /// takes the path with the compare-and-swap.
+    #[inline(always)]
+    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+        (self.entry_kind(0, raw) == EntryKind::Leaf && self.set_accessed(raw) == raw)
+            .then(|| (self.leaf_pa(0, raw), self.leaf_prot(0, raw)))
+    }
 
     /// Encodes a full leaf: attributes plus output address.
     ///

@@ -8,18 +8,24 @@
 //!
 //! Each thread owns one direct-mapped cache shared by every page table it
 //! translates through (like a device's own ATC): [`SMALL`] slots for leaves
-//! smaller than a level-1 block, keyed by granule number, and [`LARGE`] slots
-//! for larger leaves, keyed by level-1 block number. Behind them, a
-//! paging-structure cache of [`TABLES`] slots remembers, per level-1 block, the
-//! level-0 table holding its leaves, so that a miss on a small leaf usually
-//! costs one table-entry load instead of a whole walk (as the PDE caches of
-//! VT-d and x86 do). A slot is read and written only by its thread, so a hit
-//! is one thread-local access, two loads and one compare, and a fill is plain
-//! stores: no locked instruction on either path (a locked instruction would
-//! serialise the walks that a DMA engine overlaps).
-//! The cache is allocated on a thread's first translation and freed when the
-//! thread exits; thread-local storage itself holds only a pointer, so threads
-//! with small stacks are not affected.
+//! smaller than a level-1 block, keyed by granule number, and [`UPPER`] slots
+//! keyed by level-1 block number, each holding either a larger leaf (cut into
+//! level-1-block chunks) or, as the paging-structure caches of VT-d and x86
+//! do, the level-0 table holding the block's leaves. So a miss on a small
+//! leaf usually costs one table-entry load instead of a whole walk, and a
+//! large leaf is found with the same probe. Slots are indexed by a
+//! multiplicative hash of tag and epoch, so that strided pages (one every
+//! 64 KiB, say) use every slot. A slot is read and written only by its
+//! thread, so a hit is one thread-local access, two loads and one compare,
+//! and a fill is plain stores: no locked instruction on either path (a locked
+//! instruction would serialise the walks that a DMA engine overlaps).
+//! The cache is allocated on a thread's first translation; thread-local
+//! storage holds only a reference to it (no lazy-initialisation state to check
+//! on the hit path, and threads with small stacks are not affected). Caches
+//! are never freed: a thread that exits hands its cache to a process-wide pool
+//! and the next new thread takes it over, so the memory is bounded by the
+//! most threads that ever translated at once. A cache taken over keeps its
+//! slots, which stay valid or dead by their epochs like any other.
 //!
 //! A slot is tagged with `(page number, epoch)`. Every page table has an
 //! *epoch*, a number that changes with every `unmap_pages` (after clearing the
@@ -48,17 +54,17 @@
 //! atomically, as the hardware does. Reads, and writes without tracking, hit.
 //! The accessed flag is set by the walk that fills the slot.
 
-use std::cell::{Cell, OnceCell};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::Prot;
 
 /// Slots for leaves smaller than a level-1 block, per thread (a power of two).
 pub const SMALL: usize = 1024;
-/// Slots for level-1 and larger leaves, per thread (a power of two).
-pub(crate) const LARGE: usize = 256;
-/// Paging-structure cache slots (level-0 tables by level-1 block), per thread.
-pub(crate) const TABLES: usize = 1024;
+/// Slots per level-1 block, per thread (a power of two): level-1 and larger
+/// leaves, and level-0 tables (the paging-structure cache).
+pub(crate) const UPPER: usize = 1024;
 
 /// The process-wide epoch counter; 0 is never handed out (empty slots).
 static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
@@ -67,17 +73,18 @@ static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 /// different tables do not all write one shared counter.
 const EPOCH_BLOCK: u64 = 1 << 16;
 
-/// One cached leaf chunk: the granule (small slots) or level-1 block (large
-/// slots) `tag` of the table state `epoch` starts at output address `pa`. In
-/// the paging-structure cache, `pa` is the fake physical address of the
-/// level-0 table holding the leaves of level-1 block `tag`.
+/// One cached leaf chunk: the granule (small slots) or level-1 block (upper
+/// slots) `tag` of the table state `epoch` starts at output address `pa`. An
+/// upper slot with `meta == 0` caches a table instead: `pa` is the fake
+/// physical address of the level-0 table holding the leaves of level-1 block
+/// `tag`.
 #[derive(Clone, Copy, Default)]
-#[repr(C, align(32))]
 struct Slot {
     tag: u64,
     epoch: u64,
     pa: u64,
-    /// `size_lg2 | prot << 8` of the whole leaf.
+    /// `size_lg2 | prot << 8` of the whole leaf (never 0: a leaf is larger
+    /// than one byte); 0 for a level-0 table.
     meta: u64,
 }
 
@@ -88,31 +95,90 @@ impl Slot {
     }
 }
 
+/// A [`Slot`] in memory. Only the thread owning the cache touches it, so
+/// relaxed loads and stores (plain moves) are enough; atomics only make a
+/// cache `Sync`, so that an exiting thread can hand it over.
+#[derive(Default)]
+#[repr(C, align(32))]
+struct SlotCell([AtomicU64; 4]);
+
+impl SlotCell {
+    #[inline(always)]
+    fn get(&self) -> Slot {
+        let [tag, epoch, pa, meta] = &self.0;
+        Slot {
+            tag: tag.load(Ordering::Relaxed),
+            epoch: epoch.load(Ordering::Relaxed),
+            pa: pa.load(Ordering::Relaxed),
+            meta: meta.load(Ordering::Relaxed),
+        }
+    }
+
+    #[inline(always)]
+    fn set(&self, s: Slot) {
+        let [tag, epoch, pa, meta] = &self.0;
+        tag.store(s.tag, Ordering::Relaxed);
+        epoch.store(s.epoch, Ordering::Relaxed);
+        pa.store(s.pa, Ordering::Relaxed);
+        meta.store(s.meta, Ordering::Relaxed);
+    }
+}
+
 /// One thread's IOTLB: shared by every page table the thread translates in.
 pub(crate) struct Cache {
-    small: [Cell<Slot>; SMALL],
-    large: [Cell<Slot>; LARGE],
-    tables: [Cell<Slot>; TABLES],
+    small: [SlotCell; SMALL],
+    upper: [SlotCell; UPPER],
 }
 
 thread_local! {
-    static CACHE: OnceCell<Box<Cache>> = const { OnceCell::new() };
+    /// This thread's cache; `None` before its first translation and after
+    /// [`OWNER`] handed it back.
+    static CACHE: Cell<Option<&'static Cache>> = const { Cell::new(None) };
+    /// Hands the thread's cache to [`POOL`] when the thread exits.
+    static OWNER: Owner = const { Owner(Cell::new(None)) };
 }
 
+/// Caches of exited threads, for new threads to take over.
+static POOL: Mutex<Vec<&'static Cache>> = Mutex::new(Vec::new());
+
+struct Owner(Cell<Option<&'static Cache>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(cache) = self.0.take() {
+            // This thread stops using it before another can take it.
+            CACHE.set(None);
+            POOL.lock().unwrap_or_else(|e| e.into_inner()).push(cache);
+        }
+    }
+}
+
+/// Gives this thread a cache: one from the pool, or a new one. `None` while
+/// the thread's locals are being destroyed (the caller walks uncached).
 #[cold]
-fn new_cache() -> Box<Cache> {
-    Box::new(Cache {
-        small: std::array::from_fn(|_| Cell::default()),
-        large: std::array::from_fn(|_| Cell::default()),
-        tables: std::array::from_fn(|_| Cell::default()),
-    })
+#[inline(never)]
+fn install() -> Option<&'static Cache> {
+    OWNER
+        .try_with(|owner| {
+            let pooled = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let cache = pooled.unwrap_or_else(|| {
+                Box::leak(Box::new(Cache {
+                    small: std::array::from_fn(|_| SlotCell::default()),
+                    upper: std::array::from_fn(|_| SlotCell::default()),
+                }))
+            });
+            owner.0.set(Some(cache));
+            CACHE.set(Some(cache));
+            cache
+        })
+        .ok()
 }
 
-/// Runs `f` with this thread's cache, allocating it on first use; `None`
-/// without running it while the thread's locals are being destroyed.
+/// This thread's cache, installing one on first use; `None` while the
+/// thread's locals are being destroyed.
 #[inline(always)]
-pub(crate) fn with_cache<R>(f: impl FnOnce(&Cache) -> R) -> Option<R> {
-    CACHE.try_with(|c| f(c.get_or_init(new_cache))).ok()
+pub(crate) fn cache() -> Option<&'static Cache> {
+    CACHE.get().or_else(install)
 }
 
 /// `2^lg2 - 1` for `lg2 < 64` (leaf and chunk sizes).
@@ -123,7 +189,9 @@ fn low_mask(lg2: u32) -> u64 {
 
 #[inline(always)]
 fn index(tag: u64, epoch: u64, slots: usize) -> usize {
-    ((tag ^ epoch) as usize) & (slots - 1)
+    // Fibonacci hashing: strided tags (one page every 64 KiB, say) spread
+    // over every slot instead of sharing the few their low bits select.
+    ((tag ^ epoch).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - slots.trailing_zeros())) as usize
 }
 
 /// A cached translation.
@@ -135,27 +203,6 @@ pub(crate) struct Hit {
     pub(crate) size_lg2: u32,
     /// What the leaf allows.
     pub(crate) prot: Prot,
-}
-
-impl Hit {
-    /// `(pa, size_lg2 | prot << 8 | 1 << 63)`: two registers, never `(_, 0)`.
-    #[inline(always)]
-    pub(crate) fn pack(self) -> (u64, u64) {
-        (
-            self.pa,
-            u64::from(self.size_lg2) | (u64::from(self.prot.bits()) << 8) | (1 << 63),
-        )
-    }
-
-    /// The inverse of [`Hit::pack`].
-    #[inline(always)]
-    pub(crate) fn unpack((pa, meta): (u64, u64)) -> Hit {
-        Hit {
-            pa,
-            size_lg2: (meta & 0xff) as u32,
-            prot: Prot::from_bits_retain((meta >> 8) as u32),
-        }
-    }
 }
 
 impl Cache {
@@ -187,31 +234,32 @@ impl Cache {
         Self::hit(&s, iova, granule_lg2, needed)
     }
 
-    /// The cached large leaf (level-1 block size `large_lg2` or more)
-    /// covering `iova` in table state `epoch`, if it allows `needed`.
+    /// The upper slot of the level-1 block (`2^large_lg2` bytes) of `iova` in
+    /// table state `epoch`: `(pa, meta)` of a large-leaf chunk, or of a
+    /// level-0 table when `meta == 0`.
     #[inline(always)]
-    pub(crate) fn lookup_large(
-        &self,
-        epoch: u64,
+    pub(crate) fn lookup_upper(&self, epoch: u64, iova: u64, large_lg2: u32) -> Option<(u64, u64)> {
+        let tag = iova.wrapping_shr(large_lg2);
+        let s = self.upper[index(tag, epoch, UPPER)].get();
+        s.matches(tag, epoch).then_some((s.pa, s.meta))
+    }
+
+    /// The translation of `iova` by the large-leaf chunk `(pa, meta)` that
+    /// [`Cache::lookup_upper`] found, if it allows `needed`.
+    #[inline(always)]
+    pub(crate) fn upper_hit(
+        (pa, meta): (u64, u64),
         iova: u64,
         needed: Prot,
         large_lg2: u32,
     ) -> Option<Hit> {
-        let tag = iova.wrapping_shr(large_lg2);
-        let s = self.large[index(tag, epoch, LARGE)].get();
-        if !s.matches(tag, epoch) {
-            return None;
-        }
+        let s = Slot {
+            tag: 0,
+            epoch: 0,
+            pa,
+            meta,
+        };
         Self::hit(&s, iova, large_lg2, needed)
-    }
-
-    /// The level-0 table (its fake physical address) holding the leaf of
-    /// `iova` in table state `epoch`, if the paging-structure cache knows it.
-    #[inline(always)]
-    pub(crate) fn lookup_table(&self, epoch: u64, iova: u64, large_lg2: u32) -> Option<u64> {
-        let tag = iova.wrapping_shr(large_lg2);
-        let s = self.tables[index(tag, epoch, TABLES)].get();
-        s.matches(tag, epoch).then_some(s.pa)
     }
 
     /// Caches `hit`, the translation of `iova` found in table state `epoch`
@@ -220,7 +268,7 @@ impl Cache {
     pub(crate) fn insert(&self, epoch: u64, iova: u64, hit: Hit, granule_lg2: u32, large_lg2: u32) {
         let (chunk_lg2, slot) = if hit.size_lg2 >= large_lg2 {
             let tag = iova.wrapping_shr(large_lg2);
-            (large_lg2, &self.large[index(tag, epoch, LARGE)])
+            (large_lg2, &self.upper[index(tag, epoch, UPPER)])
         } else {
             let tag = iova.wrapping_shr(granule_lg2);
             (granule_lg2, &self.small[index(tag, epoch, SMALL)])
@@ -238,7 +286,7 @@ impl Cache {
     #[inline(always)]
     pub(crate) fn insert_table(&self, epoch: u64, iova: u64, table_pa: u64, large_lg2: u32) {
         let tag = iova.wrapping_shr(large_lg2);
-        self.tables[index(tag, epoch, TABLES)].set(Slot {
+        self.upper[index(tag, epoch, UPPER)].set(Slot {
             tag,
             epoch,
             pa: table_pa,

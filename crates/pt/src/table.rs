@@ -127,6 +127,13 @@ impl<F: Format> PageTable<F> {
     pub fn new(cfg: F::Config) -> Result<Self, Errno> {
         let fmt = F::new(cfg)?;
         let geo = fmt.geometry();
+        let (min_granule_lg2, min_items_lg2) = F::MIN_RADIX;
+        if F::FIXED_RADIX.is_some_and(|radix| radix != (geo.granule_lg2, geo.items_lg2))
+            || geo.granule_lg2 < min_granule_lg2
+            || geo.granule_lg2 + geo.items_lg2 < min_granule_lg2 + min_items_lg2
+        {
+            return Err(Errno::INVAL);
+        }
         let top_words = 1usize << geo.top_items_lg2;
         let (arena, alloc) = Arena::new(geo.items_lg2, top_words);
         let table_bytes = alloc.live_units << arena.unit_bytes_lg2();
@@ -357,17 +364,35 @@ impl<F: Format> PageTable<F> {
         Some(self.fmt.leaf_pa(level, raw) + (iova & log2::low_mask(shift)))
     }
 
+    /// lg2 of the granule: a constant for formats with a fixed radix.
+    #[inline(always)]
+    fn granule_lg2(&self) -> u32 {
+        match F::FIXED_RADIX {
+            Some((granule_lg2, _)) => granule_lg2,
+            None => self.geo.granule_lg2,
+        }
+    }
+
+    /// lg2 of the chunks in which the IOTLB caches small leaves, and of those
+    /// in which it caches level-0 tables and larger leaves (module `iotlb`):
+    /// constants of the format, at most the granule and the level-1 block.
+    #[inline(always)]
+    const fn iotlb_chunks_lg2() -> (u32, u32) {
+        let (granule_lg2, items_lg2) = F::MIN_RADIX;
+        (granule_lg2, granule_lg2 + items_lg2)
+    }
+
     /// Translates `iova` for an emulated DMA of the given direction, like the IOMMU
     /// would: checks permission, sets the accessed flag and, on a write while dirty
     /// tracking is enabled, the dirty flag. Lock-free.
     ///
     /// Hits in the software IOTLB (module `iotlb`: per thread, one thread-local
-    /// access and one compare); misses usually find the leaf's table in its
-    /// paging-structure cache. Every [`Self::unmap_pages`] invalidates this
-    /// table's entries before returning, so a translation that starts after an
-    /// unmap returned never sees the unmapped leaves. Writes while dirty
-    /// tracking is on always load the leaf, so that its dirty flag is set for
-    /// each of them.
+    /// access and one compare); misses usually find a large leaf or the leaf's
+    /// table in the same cache's level-1 slots. Every [`Self::unmap_pages`]
+    /// invalidates this table's entries before returning, so a translation
+    /// that starts after an unmap returned never sees the unmapped leaves.
+    /// Writes while dirty tracking is on always load the leaf, so that its
+    /// dirty flag is set for each of them.
     ///
     /// # Errors
     ///
@@ -378,30 +403,50 @@ impl<F: Format> PageTable<F> {
         let epoch = self.iotlb.epoch();
         let track = write && self.dirty_tracking.load(Ordering::Relaxed);
         let needed = if write { Prot::WRITE } else { Prot::READ };
-        // One thread-local access for hit and miss. A hit comes back in two
-        // registers; a miss's result is written in place, and `out` is the
-        // return value on every path (a copy of it would stall on store
-        // forwarding).
-        let mut out = Err(Errno::NOENT);
-        let hit = iotlb::with_cache(|cache| {
-            if !track {
-                if let Some(hit) = cache.lookup_small(epoch, iova, needed, self.geo.granule_lg2) {
-                    return hit.pack();
-                }
+        let Some(cache) = iotlb::cache() else {
+            return self.translate_uncached(iova, write);
+        };
+        if !track {
+            if let Some(hit) = cache.lookup_small(epoch, iova, needed, Self::iotlb_chunks_lg2().0) {
+                return Ok(hit.into());
             }
-            out = self.translate_miss(cache, epoch, iova, write, track);
-            (0, 0)
-        });
-        match hit {
-            Some((_, 0)) => {}
-            Some(packed) => out = Ok(Hit::unpack(packed).into()),
-            None => out = self.translate_uncached(iova, write),
+            if let Some(hit) = self.translate_near(cache, epoch, iova, needed) {
+                return Ok(hit.into());
+            }
         }
-        out
+        self.translate_miss(cache, epoch, iova, write, track)
     }
 
-    /// The IOTLB miss: finds the leaf through the paging-structure cache, the
-    /// large-leaf slots or a walk, then caches it (and its table) tagged with
+    /// The small-leaf miss that the level-1 slot answers without a walk or a
+    /// locked instruction: a cached large leaf, or a level-0 leaf, loaded
+    /// afresh through its cached table, whose accessed flag is already set
+    /// (which is then cached). `None` sends the caller down the slow path,
+    /// which also decides the errno.
+    #[inline(always)]
+    fn translate_near(&self, cache: &Cache, epoch: u64, iova: u64, needed: Prot) -> Option<Hit> {
+        let (small, block) = Self::iotlb_chunks_lg2();
+        let upper = cache.lookup_upper(epoch, iova, block)?;
+        if upper.1 != 0 {
+            return Cache::upper_hit(upper, iova, needed, block);
+        }
+        let g = self.granule_lg2();
+        let index = (iova.wrapping_shr(g) as usize) & self.item_mask;
+        let entry = self.arena.entry_at(upper.0, index)?;
+        let (pa, prot) = self.fmt.accessed_leaf0(entry.load(Ordering::Acquire))?;
+        if !prot.contains(needed) {
+            return None;
+        }
+        let hit = Hit {
+            pa: pa.wrapping_add(iova & log2::low_mask(g)),
+            size_lg2: g,
+            prot,
+        };
+        cache.insert(epoch, iova, hit, small, block);
+        Some(hit)
+    }
+
+    /// The IOTLB miss: finds the leaf through the cached level-0 table or a
+    /// walk, sets its flags, then caches it (and its table) tagged with
     /// `epoch`. Out of line, so that the hit path inlines into every caller.
     #[inline(never)]
     fn translate_miss(
@@ -412,19 +457,14 @@ impl<F: Format> PageTable<F> {
         write: bool,
         track: bool,
     ) -> Result<Translation, Errno> {
-        let (g, l) = (self.geo.granule_lg2, self.shifts[1]);
-        if let Some(table_pa) = cache.lookup_table(epoch, iova, l) {
-            let index = (iova.wrapping_shr(g) as usize) & self.item_mask;
+        let (small, block) = Self::iotlb_chunks_lg2();
+        if let Some((table_pa, 0)) = cache.lookup_upper(epoch, iova, block) {
+            let index = (iova.wrapping_shr(self.granule_lg2()) as usize) & self.item_mask;
             let entry = self.arena.entry_at(table_pa, index).ok_or(Errno::NOENT)?;
             if let Some(t) = self.translate_entry(entry, 0, iova, write, track) {
                 let t = t?;
-                cache.insert(epoch, iova, t.into(), g, l);
+                cache.insert(epoch, iova, t.into(), small, block);
                 return Ok(t);
-            }
-        } else if !track {
-            let needed = if write { Prot::WRITE } else { Prot::READ };
-            if let Some(hit) = cache.lookup_large(epoch, iova, needed, l) {
-                return Ok(hit.into());
             }
         }
         self.translate_walk(cache, epoch, iova, write, track)
@@ -439,14 +479,14 @@ impl<F: Format> PageTable<F> {
         write: bool,
         track: bool,
     ) -> Result<Translation, Errno> {
-        let (g, l) = (self.geo.granule_lg2, self.shifts[1]);
+        let (small, block) = Self::iotlb_chunks_lg2();
         loop {
             let (entry, level, _, table) = self.walk_leaf(iova).ok_or(Errno::NOENT)?;
             if let Some(t) = self.translate_entry(entry, level, iova, write, track) {
                 let t = t?;
-                cache.insert(epoch, iova, t.into(), g, l);
+                cache.insert(epoch, iova, t.into(), small, block);
                 if let (0, Some(table_pa)) = (level, table) {
-                    cache.insert_table(epoch, iova, table_pa, l);
+                    cache.insert_table(epoch, iova, table_pa, block);
                 }
                 return Ok(t);
             }

@@ -249,3 +249,51 @@ fn threads_that_exit_release_their_caches() {
         .unwrap();
     }
 }
+
+/// The IOTLB caches in chunks of the format's smallest granule and level-1
+/// block (4 KiB and 2 MiB for ARM), whatever the configured granule: every
+/// offset of 16 KiB and 64 KiB leaves, of their blocks, and of the mock's
+/// 2 KiB leaves translates as the walk does, and faults after the unmap.
+fn translate_matches_walk<F: pt::Format>(cfg: F::Config) {
+    let pt = PageTable::<F>::new(cfg).unwrap();
+    let g = 1u64 << pt.geometry().granule_lg2;
+    let block = g << pt.geometry().items_lg2;
+    let (small, large) = (0x40 * block + 3 * g, 0x80 * block);
+    pt.map_pages(small, 0x3_0000_0000 + g, g, 3, RW).unwrap();
+    pt.map_pages(large, 0x4_0000_0000, block, 1, Prot::READ)
+        .unwrap();
+    for round in 0..2 {
+        for iova in (small..small + 3 * g)
+            .step_by(0x3f1)
+            .chain((large..large + block).step_by(0x1_0001))
+        {
+            let t = pt.translate(iova, false).unwrap();
+            assert_eq!(
+                Some(t.pa),
+                pt.iova_to_phys(iova),
+                "round {round} iova {iova:#x}"
+            );
+            assert_eq!(t.leaf_size, if iova >= large { block } else { g });
+        }
+        assert_eq!(pt.translate(large + 8, true), Err(Errno::PERM));
+        assert_eq!(pt.translate(small + 3 * g, false), Err(Errno::NOENT));
+    }
+    pt.unmap_pages(small + g, g, 1);
+    pt.unmap_pages(large, block, 1);
+    assert_eq!(pt.translate(small + g + 8, false), Err(Errno::NOENT));
+    assert_eq!(pt.translate(large + block / 2, false), Err(Errno::NOENT));
+    assert_eq!(
+        pt.translate(small + 2 * g + 8, false).unwrap().pa,
+        0x3_0000_0000 + 3 * g + 8
+    );
+}
+
+#[test]
+fn granules_other_than_the_cache_chunk_translate_every_offset() {
+    use pt::fmt::{ArmV8, ArmV8Config, Mock, MockConfig};
+    translate_matches_walk::<ArmV8>(ArmV8Config::S1_4K);
+    translate_matches_walk::<ArmV8>(ArmV8Config::S1_16K);
+    translate_matches_walk::<ArmV8>(ArmV8Config::S2_64K);
+    translate_matches_walk::<Mock>(MockConfig::WIDE);
+    translate_matches_walk::<VtdSs>(VtdSsConfig::FOUR_LEVEL);
+}

@@ -121,6 +121,7 @@ impl AmdCore {
         log2::align_down(self.field_pa(raw), self.geo.level_shift(level))
     }
 
+    #[inline]
     pub(crate) fn leaf_prot(&self, raw: u64) -> Prot {
         let mut prot = Prot::empty();
         prot.set(Prot::READ, raw & IR != 0);
@@ -170,6 +171,7 @@ macro_rules! amd_core_format_methods {
             self.core.leaf_pa(level, raw)
         }
 
+        #[inline]
         fn leaf_prot(&self, _level: u32, raw: u64) -> $crate::Prot {
             self.core.leaf_prot(raw)
         }
@@ -249,6 +251,8 @@ impl Format for AmdV1 {
     type Config = AmdV1Config;
     const NAME: &'static str = "amdv1";
     const PARTIAL_UNMAP: PartialUnmap = PartialUnmap::WholeLeaf;
+    const FIXED_RADIX: Option<(u32, u32)> = Some((12, 9));
+    const MIN_RADIX: (u32, u32) = (12, 9);
 
     fn new(cfg: AmdV1Config) -> Result<Self, Errno> {
         if !(1..=6).contains(&cfg.levels) || !(13..=52).contains(&cfg.oa_lg2) {

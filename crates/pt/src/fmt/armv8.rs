@@ -184,6 +184,40 @@ pub struct ArmV8 {
     geo: Geometry,
     stage: Stage,
     hw_dirty: bool,
+    prot_of: ProtTable,
+}
+
+/// The leaf permissions of one stage by the bits that decide them: bits 7:2
+/// (AP or S2AP, and AttrIndx or MemAttr) and 54:51 (XN, contiguous, DBM),
+/// gathered into a 10-bit index. Precomputed from [`ArmV8::decode_prot`], so
+/// that a translation decodes a leaf with one load instead of a dozen tests.
+#[derive(Clone)]
+struct ProtTable([u8; 1 << 10]);
+
+impl ProtTable {
+    #[inline(always)]
+    fn index(raw: u64) -> usize {
+        (((raw >> 2) & 0x3f) | (((raw >> 51) & 0xf) << 6)) as usize
+    }
+
+    /// The raw bits an index stands for (the inverse of [`ProtTable::index`]).
+    fn raw_of(index: usize) -> u64 {
+        let index = index as u64;
+        ((index & 0x3f) << 2) | ((index >> 6) << 51)
+    }
+
+    fn new(stage: Stage) -> ProtTable {
+        ProtTable(std::array::from_fn(|i| {
+            // Every Prot flag is below bit 8 (checked by `prot_flags_fit_a_byte`).
+            ArmV8::decode_prot(stage, Self::raw_of(i)).bits() as u8
+        }))
+    }
+}
+
+impl core::fmt::Debug for ProtTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ProtTable(..)")
+    }
 }
 
 /// Stage 2 may concatenate up to 16 start-level tables (io-pgtable-arm
@@ -211,11 +245,37 @@ impl ArmV8 {
     }
 
     /// The bit that is set on a writable-dirty leaf / clear on a writable-clean one.
+    #[inline]
     fn write_bit_dirty(&self, raw: u64) -> bool {
         match self.stage {
             Stage::S1 => raw & AP_RDONLY == 0,
             Stage::S2 => raw & S2AP_WRITE != 0,
         }
+    }
+
+    /// The permissions a leaf `raw` of `stage` grants (D8.4 stage 1 AP and
+    /// AttrIndx, D8.5 stage 2 S2AP and MemAttr; DBM makes a read-only leaf
+    /// writable-clean). Only bits 7:2 and 54:51 count (see [`ProtTable`]).
+    fn decode_prot(stage: Stage, raw: u64) -> Prot {
+        let mut prot = Prot::empty();
+        match stage {
+            Stage::S1 => {
+                prot |= Prot::READ;
+                prot.set(Prot::WRITE, raw & AP_RDONLY == 0 || raw & DBM != 0);
+                prot.set(Prot::PRIV, raw & AP_UNPRIV == 0);
+                let idx = (raw >> ATTR_INDX_SHIFT) & 0b111;
+                prot.set(Prot::CACHE, idx == MAIR_IDX_CACHE);
+                prot.set(Prot::MMIO, idx == MAIR_IDX_DEV);
+            }
+            Stage::S2 => {
+                prot.set(Prot::READ, raw & S2AP_READ != 0);
+                prot.set(Prot::WRITE, raw & (S2AP_WRITE | DBM) != 0);
+                prot.set(Prot::CACHE, raw & MEMATTR == MEMATTR_OIWB);
+                prot.set(Prot::MMIO, raw & MEMATTR == MEMATTR_DEV);
+            }
+        }
+        prot.set(Prot::NOEXEC, raw & XN == XN);
+        prot
     }
 
     fn s1_attrs(&self, prot: Prot) -> u64 {
@@ -262,6 +322,8 @@ impl Format for ArmV8 {
     type Config = ArmV8Config;
     const NAME: &'static str = "armv8";
     const PARTIAL_UNMAP: PartialUnmap = PartialUnmap::Split;
+    // 4 KiB granule, 512 entries: the smallest of the 4/16/64 KiB granules.
+    const MIN_RADIX: (u32, u32) = (12, 9);
 
     fn new(cfg: ArmV8Config) -> Result<Self, Errno> {
         let g = cfg.granule.lg2();
@@ -285,6 +347,7 @@ impl Format for ArmV8 {
             geo,
             stage: cfg.stage,
             hw_dirty: cfg.hw_dirty,
+            prot_of: ProtTable::new(cfg.stage),
         })
     }
 
@@ -342,26 +405,9 @@ impl Format for ArmV8 {
         log2::align_down(raw & ADDR, self.geo.level_shift(level))
     }
 
+    #[inline]
     fn leaf_prot(&self, _level: u32, raw: u64) -> Prot {
-        let mut prot = Prot::empty();
-        match self.stage {
-            Stage::S1 => {
-                prot |= Prot::READ;
-                prot.set(Prot::WRITE, raw & AP_RDONLY == 0 || raw & DBM != 0);
-                prot.set(Prot::PRIV, raw & AP_UNPRIV == 0);
-                let idx = (raw >> ATTR_INDX_SHIFT) & 0b111;
-                prot.set(Prot::CACHE, idx == MAIR_IDX_CACHE);
-                prot.set(Prot::MMIO, idx == MAIR_IDX_DEV);
-            }
-            Stage::S2 => {
-                prot.set(Prot::READ, raw & S2AP_READ != 0);
-                prot.set(Prot::WRITE, raw & (S2AP_WRITE | DBM) != 0);
-                prot.set(Prot::CACHE, raw & MEMATTR == MEMATTR_OIWB);
-                prot.set(Prot::MMIO, raw & MEMATTR == MEMATTR_DEV);
-            }
-        }
-        prot.set(Prot::NOEXEC, raw & XN == XN);
-        prot
+        Prot::from_bits_retain(u32::from(self.prot_of.0[ProtTable::index(raw)]))
     }
 
     fn relevel_attrs(&self, _from: u32, to: u32, raw: u64) -> u64 {
@@ -397,6 +443,45 @@ impl Format for ArmV8 {
         match self.stage {
             Stage::S1 => raw | AP_RDONLY,
             Stage::S2 => raw & !S2AP_WRITE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prot_flags_fit_a_byte() {
+        assert!(Prot::all().bits() <= u32::from(u8::MAX));
+    }
+
+    #[test]
+    fn prot_table_decodes_like_the_bit_tests_for_every_leaf() {
+        for stage in [Stage::S1, Stage::S2] {
+            let fmt = ArmV8::new(ArmV8Config {
+                stage,
+                ..ArmV8Config::S1_4K
+            })
+            .unwrap();
+            // Every combination of the deciding bits, over varied other bits.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for i in 0..1usize << 10 {
+                for _ in 0..8 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let deciding = ProtTable::raw_of(i);
+                    let mask = ProtTable::raw_of((1 << 10) - 1);
+                    let raw = (x & !mask) | deciding;
+                    assert_eq!(ProtTable::index(raw), i);
+                    assert_eq!(
+                        fmt.leaf_prot(0, raw),
+                        ArmV8::decode_prot(stage, raw),
+                        "{raw:#x}"
+                    );
+                }
+            }
         }
     }
 }

@@ -77,6 +77,8 @@ impl Format for Mock {
     type Config = MockConfig;
     const NAME: &'static str = "mock";
     const PARTIAL_UNMAP: PartialUnmap = PartialUnmap::WholeLeaf;
+    const FIXED_RADIX: Option<(u32, u32)> = Some((11, 9));
+    const MIN_RADIX: (u32, u32) = (11, 9);
 
     fn new(cfg: MockConfig) -> Result<Self, Errno> {
         if !(21..=56).contains(&cfg.va_lg2) {

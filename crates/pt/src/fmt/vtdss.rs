@@ -88,6 +88,8 @@ impl Format for VtdSs {
     type Config = VtdSsConfig;
     const NAME: &'static str = "vtdss";
     const PARTIAL_UNMAP: PartialUnmap = PartialUnmap::WholeLeaf;
+    const FIXED_RADIX: Option<(u32, u32)> = Some((12, 9));
+    const MIN_RADIX: (u32, u32) = (12, 9);
 
     fn new(cfg: VtdSsConfig) -> Result<Self, Errno> {
         // §3.7: leaves at SS-PTE, and with PS at SS-PDE / SS-PDPE.
@@ -117,6 +119,12 @@ impl Format for VtdSs {
     #[inline]
     fn table_pa(&self, raw: u64) -> u64 {
         raw & ADDR
+    }
+
+    #[inline(always)]
+    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+        // An SS-PTE is a leaf whenever R or W is set; ADDR is 4 KiB aligned.
+        (raw & (R | W) != 0 && raw & A != 0).then(|| (raw & ADDR, self.leaf_prot(0, raw)))
     }
 
     fn encode_table(&self, _level: u32, table_pa: u64) -> u64 {
@@ -150,6 +158,7 @@ impl Format for VtdSs {
         raw & ADDR & !((1u64 << self.geo.level_shift(level)) - 1)
     }
 
+    #[inline]
     fn leaf_prot(&self, _level: u32, raw: u64) -> Prot {
         let mut prot = Prot::empty();
         prot.set(Prot::READ, raw & R != 0);

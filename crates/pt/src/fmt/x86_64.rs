@@ -89,6 +89,8 @@ impl Format for X86_64 {
     type Config = X86_64Config;
     const NAME: &'static str = "x86_64";
     const PARTIAL_UNMAP: PartialUnmap = PartialUnmap::WholeLeaf;
+    const FIXED_RADIX: Option<(u32, u32)> = Some((12, 9));
+    const MIN_RADIX: (u32, u32) = (12, 9);
 
     fn new(cfg: X86_64Config) -> Result<Self, Errno> {
         let geo = x86_radix_geometry(cfg.va_lg2, cfg.oa_lg2, cfg.max_leaf_lg2)?;
@@ -153,6 +155,7 @@ impl Format for X86_64 {
         raw & ADDR & !((1u64 << self.geo.level_shift(level)) - 1)
     }
 
+    #[inline]
     fn leaf_prot(&self, _level: u32, raw: u64) -> Prot {
         let mut prot = Prot::READ;
         prot.set(Prot::WRITE, raw & RW != 0);
