@@ -391,12 +391,22 @@ impl<F: Format> PageTable<F> {
             return false;
         };
         let mut cleared = 0usize;
-        for entry in entries {
-            if self.fmt.entry_kind(0, entry.load(Ordering::Relaxed)) == EntryKind::Empty {
-                break;
+        if w.counts[unit as usize] as usize == table.len() {
+            // Every entry is a leaf (the count is exact): no hole can stop
+            // the unmap, so clear without loading the entries (a bulk unmap
+            // then writes the table's memory once instead of reading it too).
+            for entry in entries {
+                entry.store(0, Ordering::Release);
             }
-            entry.store(0, Ordering::Release);
-            cleared += 1;
+            cleared = count;
+        } else {
+            for entry in entries {
+                if self.fmt.entry_kind(0, entry.load(Ordering::Relaxed)) == EntryKind::Empty {
+                    break;
+                }
+                entry.store(0, Ordering::Release);
+                cleared += 1;
+            }
         }
         w.counts[unit as usize] -= cleared as u32;
         *unmapped += (cleared as u64) << self.geo.granule_lg2;
