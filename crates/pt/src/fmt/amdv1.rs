@@ -277,5 +277,12 @@ impl Format for AmdV1 {
         true
     }
 
+    #[inline(always)]
+    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+        // A present level-1 (AMD) PTE is a leaf; the granule is 4 KiB, so the
+        // address field is the page address.
+        (raw & PR != 0 && raw & A != 0).then(|| (raw & ADDR, self.core.leaf_prot(raw)))
+    }
+
     amd_core_format_methods!();
 }

@@ -405,6 +405,12 @@ impl Format for ArmV8 {
         log2::align_down(raw & ADDR, self.geo.level_shift(level))
     }
 
+    #[inline(always)]
+    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+        (raw & TYPE_MASK == TYPE_TABLE_OR_PAGE && raw & AF != 0)
+            .then(|| (self.leaf_pa(0, raw), self.leaf_prot(0, raw)))
+    }
+
     #[inline]
     fn leaf_prot(&self, _level: u32, raw: u64) -> Prot {
         Prot::from_bits_retain(u32::from(self.prot_of.0[ProtTable::index(raw)]))
