@@ -93,6 +93,14 @@ impl pt::DirtySink for DirtyFeed<'_, '_> {
     }
 }
 
+/// The DMA translation of a `pt` run: the bytes from `pa` its leaves map.
+fn dma_run(r: pt::Run) -> iommu::DmaTranslation {
+    iommu::DmaTranslation {
+        pa: r.pa,
+        len: r.len,
+    }
+}
+
 /// The DMA translation of a `pt` translation: the bytes from `pa` to the leaf's end.
 fn dma_translation(t: pt::Translation) -> iommu::DmaTranslation {
     iommu::DmaTranslation {

@@ -32,7 +32,12 @@ pub const NT_THRESHOLD: usize = 32 << 10;
 /// `ENOENT` if an IOVA is not mapped (a DMA fault); `EPERM` if a mapping forbids
 /// reads; `EFAULT` if the memory behind the mapping is gone.
 pub fn read(dev: &Device, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    read_via(|at| dev.dma_translate(at, false), iova, buf, NT_THRESHOLD)
+    read_via(
+        |at, _| dev.dma_translate(at, false),
+        iova,
+        buf,
+        NT_THRESHOLD,
+    )
 }
 
 /// Writes `buf` at `iova`, as a device DMA write (marks IOPTEs dirty when the
@@ -41,7 +46,7 @@ pub fn read(dev: &Device, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
 /// # Errors
 /// As [`read`], with `EPERM` for mappings without write permission.
 pub fn write(dev: &Device, iova: u64, buf: &[u8]) -> Result<(), Errno> {
-    write_via(|at| dev.dma_translate(at, true), iova, buf, NT_THRESHOLD)
+    write_via(|at, _| dev.dma_translate(at, true), iova, buf, NT_THRESHOLD)
 }
 
 /// The DMA engine of one emulated device: [`read`] and [`write`] with the
@@ -86,7 +91,12 @@ impl DmaHandle {
     pub fn read(&mut self, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let nt = self.nt_threshold;
         let domain = self.h.domain()?;
-        read_via(|at| domain.dma_translate(at, false), iova, buf, nt)
+        read_via(
+            |at, n| domain.dma_translate_run(at, n, false),
+            iova,
+            buf,
+            nt,
+        )
     }
 
     /// As [`write`].
@@ -97,7 +107,7 @@ impl DmaHandle {
     pub fn write(&mut self, iova: u64, buf: &[u8]) -> Result<(), Errno> {
         let nt = self.nt_threshold;
         let domain = self.h.domain()?;
-        write_via(|at| domain.dma_translate(at, true), iova, buf, nt)
+        write_via(|at, n| domain.dma_translate_run(at, n, true), iova, buf, nt)
     }
 }
 
@@ -110,9 +120,10 @@ struct Run {
     len: usize,
 }
 
-/// Walks the leaves of `[iova, iova + len)` with `translate`, calling `copy`
-/// once per physically contiguous run; stops at the first fault, after
-/// copying everything before it.
+/// Walks the leaves of `[iova, iova + len)` with `translate` (given the IOVA
+/// and the bytes left, it may answer for several contiguous leaves at once),
+/// calling `copy` once per physically contiguous run; stops at the first
+/// fault, after copying everything before it.
 ///
 /// Every leaf is translated (so permissions are checked and accessed/dirty
 /// flags set per leaf), but a run is copied only when the next leaf does not
@@ -121,7 +132,7 @@ struct Run {
 /// device that translates ahead would have.
 #[inline(always)]
 fn walk(
-    mut translate: impl FnMut(u64) -> Result<DmaTranslation, Errno>,
+    mut translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
     iova: u64,
     len: usize,
     mut copy: impl FnMut(Run) -> Result<(), Errno>,
@@ -136,7 +147,7 @@ fn walk(
         let t = match iova
             .checked_add(done as u64)
             .ok_or(Errno::NOENT)
-            .and_then(&mut translate)
+            .and_then(|at| translate(at, (len - done) as u64))
         {
             Ok(t) => t,
             Err(e) => {
@@ -169,7 +180,7 @@ fn walk(
 
 #[inline(always)]
 fn read_via(
-    translate: impl FnMut(u64) -> Result<DmaTranslation, Errno>,
+    translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
     iova: u64,
     buf: &mut [u8],
     nt: usize,
@@ -181,7 +192,7 @@ fn read_via(
 
 #[inline(always)]
 fn write_via(
-    translate: impl FnMut(u64) -> Result<DmaTranslation, Errno>,
+    translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
     iova: u64,
     buf: &[u8],
     nt: usize,

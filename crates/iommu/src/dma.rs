@@ -100,4 +100,19 @@ impl DmaHandle {
     pub fn dma_translate(&mut self, iova: u64, write: bool) -> Result<DmaTranslation, Errno> {
         self.domain()?.dma_translate(iova, write)
     }
+
+    /// Translates the DMA of `len` bytes at `iova` as far as its leaves map
+    /// contiguously, as [`Domain::dma_translate_run`].
+    ///
+    /// # Errors
+    /// As [`Device::dma_translate`].
+    #[inline]
+    pub fn dma_translate_run(
+        &mut self,
+        iova: u64,
+        len: u64,
+        write: bool,
+    ) -> Result<DmaTranslation, Errno> {
+        self.domain()?.dma_translate_run(iova, len, write)
+    }
 }

@@ -265,6 +265,22 @@ pub trait Domain: Send + Sync + Any {
         }
     }
 
+    /// Translates the DMA of `len` bytes at `iova` (`len > 0`) as far as its
+    /// leaves map contiguously: as [`Domain::dma_translate`] for the leaf of
+    /// `iova`, and then for each following leaf that the DMA reaches into
+    /// while the run continues (each one's permission checked and flags
+    /// set). The result's `len` counts from `iova` and covers whole leaves;
+    /// it may end before the request (the caller translates the rest, which
+    /// decides the errno) and exceed it within the last leaf the DMA reaches
+    /// into. The default translates the first leaf only.
+    ///
+    /// # Errors
+    /// As [`Domain::dma_translate`] for `iova`.
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> Result<DmaTranslation, Errno> {
+        let _ = len;
+        self.dma_translate(iova, write)
+    }
+
     /// Flushes the IOTLB after unmaps.
     fn iotlb_sync(&self) {}
 

@@ -38,7 +38,7 @@ mod walk;
 pub use audit::LeafEntry;
 pub use format::{EntryKind, Format, Geometry, PartialUnmap};
 pub use iotlb::SMALL as IOTLB_SLOTS;
-pub use table::{DirtySink, PageTable, Translation};
+pub use table::{DirtySink, PageTable, Run, Translation};
 pub use uapi::Errno;
 
 bitflags::bitflags! {

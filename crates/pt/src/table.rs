@@ -76,6 +76,16 @@ pub struct Translation {
     pub prot: Prot,
 }
 
+/// What [`PageTable::translate_run`] found: `len` bytes from the IOVA map
+/// contiguously to `pa`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// The physical address the IOVA translates to.
+    pub pa: u64,
+    /// Bytes from `pa` that the run's leaves map contiguously (at least 1).
+    pub len: u64,
+}
+
 /// A page table of format `F`.
 ///
 /// # Memory and concurrency
@@ -415,6 +425,79 @@ impl<F: Format> PageTable<F> {
             }
         }
         self.translate_miss(cache, epoch, iova, write, track)
+    }
+
+    /// Translates the DMA of `len` bytes at `iova` (`len > 0`) as far as
+    /// its leaves map contiguously: the first leaf as [`Self::translate`],
+    /// then each following granule leaf of the same leaf table that the DMA
+    /// reaches into, while it allows the access and continues the run. Every
+    /// leaf of the result is translated as [`Self::translate`] translates
+    /// one (permission, accessed and dirty flags); the following ones are
+    /// loaded from their table without going through the IOTLB, so that a
+    /// long DMA costs one IOTLB lookup and one table-entry load per leaf
+    /// after the first. The run may end before `len` (a larger leaf, the end
+    /// of the table, a hole, another permission, a discontiguity): the caller
+    /// translates the rest, which decides the errno. `len` of the result
+    /// counts from `iova` and covers whole leaves: it may exceed the request
+    /// within the last leaf the DMA reaches into.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::translate`] for `iova`.
+    #[inline]
+    pub fn translate_run(&self, iova: u64, len: u64, write: bool) -> Result<Run, Errno> {
+        // Read before the first leaf's translation: an unmap that completes
+        // meanwhile ends the run at the first leaf.
+        let epoch = self.iotlb.epoch();
+        let t = self.translate(iova, write)?;
+        let in_leaf = t.leaf_size - (iova & (t.leaf_size - 1));
+        let mut run = Run {
+            pa: t.pa,
+            len: in_leaf,
+        };
+        if in_leaf < len && t.leaf_size == 1 << self.granule_lg2() {
+            self.extend_run(epoch, iova, len, write, &mut run);
+        }
+        Ok(run)
+    }
+
+    /// Extends `run`, which ends at the end of the granule leaf of `iova`,
+    /// with the following leaves of the same leaf table (see
+    /// [`Self::translate_run`]).
+    #[inline(never)]
+    fn extend_run(&self, epoch: u64, iova: u64, len: u64, write: bool, run: &mut Run) {
+        let (_, block) = Self::iotlb_chunks_lg2();
+        let g = self.granule_lg2();
+        // The leaf table of `iova`: usually just cached by the translation.
+        let table_pa = match iotlb::cache().and_then(|c| c.lookup_upper(epoch, iova, block)) {
+            Some((table_pa, 0)) => Some(table_pa),
+            _ => match self.walk_leaf(iova) {
+                Some((_, 0, _, table_pa)) => table_pa,
+                _ => None,
+            },
+        };
+        let Some(table_pa) = table_pa else {
+            return;
+        };
+        let track = write && self.dirty_tracking.load(Ordering::Relaxed);
+        let first = run.len;
+        let mut index = (iova.wrapping_shr(g) as usize) & self.item_mask;
+        while run.len < len && index < self.item_mask {
+            index += 1;
+            let at = iova.wrapping_add(run.len);
+            let Some(entry) = self.arena.entry_at(table_pa, index) else {
+                break;
+            };
+            match self.translate_entry(entry, 0, at, write, track) {
+                Some(Ok(t)) if t.pa == run.pa.wrapping_add(run.len) => run.len += 1 << g,
+                _ => break,
+            }
+        }
+        // An unmap that completed meanwhile may have freed the table and a
+        // map reused it: keep only the first leaf, translated before it.
+        if self.iotlb.epoch() != epoch {
+            run.len = first;
+        }
     }
 
     /// The small-leaf miss that the level-1 slot answers without a walk or a

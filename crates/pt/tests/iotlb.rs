@@ -297,3 +297,79 @@ fn granules_other_than_the_cache_chunk_translate_every_offset() {
     translate_matches_walk::<Mock>(MockConfig::WIDE);
     translate_matches_walk::<VtdSs>(VtdSsConfig::FOUR_LEVEL);
 }
+
+/// `translate_run` answers for the contiguous leaves a DMA reaches into, and
+/// stops where `translate` would answer differently: a hole, a permission
+/// the DMA lacks, a discontiguity, a larger leaf, the end of the leaf table.
+#[test]
+fn translate_run_covers_contiguous_leaves_and_stops_where_they_end() {
+    let pt = vtd();
+    let base = 0x4000_0000u64; // a 2 MiB block: one leaf table
+    let pa = 0x9_0000_0000u64;
+    pt.map_pages(base, pa, K4, 8, RW).unwrap();
+    pt.map_pages(base + 8 * K4, pa + 8 * K4, K4, 2, Prot::READ)
+        .unwrap();
+    pt.map_pages(base + 12 * K4, pa + 40 * K4, K4, 1, RW)
+        .unwrap();
+    pt.map_pages(base + 13 * K4, pa + 50 * K4, K4, 2, RW)
+        .unwrap();
+    pt.map_pages(base + 511 * K4, pa + 600 * K4, K4, 1, RW)
+        .unwrap();
+    pt.map_pages(base + M2, pa + 601 * K4, K4, 1, RW).unwrap();
+    for round in 0..2 {
+        // From an offset inside the first leaf, within the request only.
+        // (The request reaches 0x10 bytes into the fourth leaf: whole leaves.)
+        let r = pt.translate_run(base + 0x10, 3 * K4, true).unwrap();
+        assert_eq!((r.pa, r.len), (pa + 0x10, 4 * K4 - 0x10), "round {round}");
+        // Writes stop at the read-only leaves; reads go on to the hole.
+        assert_eq!(pt.translate_run(base, 64 * K4, true).unwrap().len, 8 * K4);
+        assert_eq!(pt.translate_run(base, 64 * K4, false).unwrap().len, 10 * K4);
+        // A discontiguous leaf starts a new run.
+        assert_eq!(
+            pt.translate_run(base + 12 * K4, 8 * K4, false).unwrap().len,
+            K4
+        );
+        assert_eq!(
+            pt.translate_run(base + 13 * K4, 8 * K4, false).unwrap().len,
+            2 * K4
+        );
+        // The run ends with the leaf table, even where the next one continues.
+        assert_eq!(
+            pt.translate_run(base + 511 * K4, 2 * K4, false)
+                .unwrap()
+                .len,
+            K4
+        );
+        // The first leaf decides the errno.
+        assert_eq!(
+            pt.translate_run(base + 10 * K4, K4, false),
+            Err(Errno::NOENT)
+        );
+        assert_eq!(pt.translate_run(base + 8 * K4, K4, true), Err(Errno::PERM));
+    }
+    // Large leaves: one at a time, the rest of the leaf from the IOVA.
+    pt.map_pages(0x8000_0000, 0xa_0000_0000, M2, 2, RW).unwrap();
+    let r = pt.translate_run(0x8000_0000 + K4, 3 * M2, false).unwrap();
+    assert_eq!((r.pa, r.len), (0xa_0000_0000 + K4, M2 - K4));
+    // Nothing stale after an unmap.
+    pt.unmap_pages(base + 4 * K4, K4, 1);
+    assert_eq!(pt.translate_run(base, 8 * K4, false).unwrap().len, 4 * K4);
+}
+
+/// Every leaf of a run is accessed, and dirty when written while tracking;
+/// leaves past the DMA's end are neither.
+#[test]
+fn translate_run_sets_flags_on_exactly_the_leaves_of_the_dma() {
+    use pt::fmt::vtdss::{A, D};
+    let pt = vtd();
+    pt.set_dirty_tracking(true).unwrap();
+    pt.map_pages(0x10_0000, 0x5000_0000, K4, 16, RW).unwrap();
+    let r = pt.translate_run(0x10_0000 + 0x800, 5 * K4, true).unwrap();
+    assert_eq!(r.len, 6 * K4 - 0x800);
+    for i in 0..16u64 {
+        let raw = pt.lookup(0x10_0000 + i * K4).unwrap().raw;
+        let touched = i <= 5; // [0x800, 0x800 + 5 pages) reaches into page 5
+        let want = if touched { A | D } else { 0 };
+        assert_eq!(raw & (A | D), want, "leaf {i}");
+    }
+}

@@ -267,6 +267,11 @@ impl Domain for SmmuDomain {
         fin.pt.translate(iova, write).map(crate::dma_translation)
     }
 
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> Result<DmaTranslation, Errno> {
+        let fin = self.fin.get().ok_or(Errno::NOENT)?;
+        fin.pt.translate_run(iova, len, write).map(crate::dma_run)
+    }
+
     fn dirty_ops(&self) -> Option<&dyn DirtyOps> {
         match self.fin.get() {
             Some(fin) if fin.dirty => Some(self),

@@ -228,6 +228,10 @@ impl Domain for VtdDomain {
         self.pt.translate(iova, write).map(crate::dma_translation)
     }
 
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> Result<DmaTranslation, Errno> {
+        self.pt.translate_run(iova, len, write).map(crate::dma_run)
+    }
+
     /// `intel_iommu_enforce_cache_coherency`.
     fn enforce_cache_coherency(&self) -> bool {
         if self.force_snooping() {
