@@ -17,7 +17,7 @@
 //! load of the segment pointer (no arithmetic on the unit number).
 
 use std::sync::atomic::AtomicU64;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use uapi::Errno;
 
@@ -40,10 +40,13 @@ pub(crate) struct Arena {
     base_units_lg2: u32,
     /// Words of the top table (it starts at unit 0 and may span several units).
     top_words: usize,
-    /// Segment `k` at index `k`: segment 0 (which holds the top table) is
-    /// allocated up front, the others on demand by the writer; indices from
+    /// The top table (the start of segment 0), for walks to start from
+    /// without a lookup.
+    top: Arc<[AtomicU64]>,
+    /// Segment `k` at index `k`: segment 0 (shared with `top`) is allocated
+    /// up front, the others on demand by the writer; indices from
     /// [`MAX_SEGMENTS`] on stay empty.
-    segs: [OnceLock<Box<[AtomicU64]>>; SEG_SLOTS],
+    segs: [OnceLock<Arc<[AtomicU64]>>; SEG_SLOTS],
 }
 
 /// Writer-side allocation state: free list, per-table entry counts, limits.
@@ -62,7 +65,7 @@ pub(crate) struct Alloc {
     pub(crate) max_units: u64,
 }
 
-fn zeroed(words: usize) -> Box<[AtomicU64]> {
+fn zeroed(words: usize) -> Arc<[AtomicU64]> {
     std::iter::repeat_with(|| AtomicU64::new(0))
         .take(words)
         .collect()
@@ -74,13 +77,14 @@ impl Arena {
         let unit_words = 1usize << unit_words_lg2;
         let top_units = top_words.div_ceil(unit_words).max(1) as u64;
         let base_units_lg2 = top_units.next_power_of_two().max(4).trailing_zeros();
-        let segs: [OnceLock<Box<[AtomicU64]>>; SEG_SLOTS] =
+        let segs: [OnceLock<Arc<[AtomicU64]>>; SEG_SLOTS] =
             std::array::from_fn(|_| OnceLock::new());
-        segs[0].get_or_init(|| zeroed(unit_words << base_units_lg2));
+        let top = Arc::clone(segs[0].get_or_init(|| zeroed(unit_words << base_units_lg2)));
         let arena = Arena {
             unit_words_lg2,
             base_units_lg2,
             top_words,
+            top,
             segs,
         };
         let alloc = Alloc {
@@ -101,11 +105,7 @@ impl Arena {
     /// The top table.
     #[inline]
     pub(crate) fn top(&self) -> &[AtomicU64] {
-        // Segment 0 is set in `new` and never taken away.
-        self.segs[0]
-            .get()
-            .and_then(|s| s.get(..self.top_words))
-            .unwrap_or_default()
+        &self.top[..self.top_words]
     }
 
     /// Segment index and first unit of the segment holding `unit`.

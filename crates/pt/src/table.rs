@@ -23,7 +23,8 @@ impl From<Hit> for Translation {
     fn from(h: Hit) -> Translation {
         Translation {
             pa: h.pa,
-            leaf_size: 1 << h.size_lg2,
+            // A leaf is smaller than 2^64 bytes.
+            leaf_size: 1u64.wrapping_shl(h.size_lg2),
             prot: h.prot,
         }
     }
