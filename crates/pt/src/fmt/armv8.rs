@@ -184,6 +184,9 @@ pub struct ArmV8 {
     geo: Geometry,
     stage: Stage,
     hw_dirty: bool,
+    /// The output-address bits of a page (level 0) entry: `ADDR` without the
+    /// bits below the granule.
+    page_addr: u64,
     prot_of: ProtTable,
 }
 
@@ -191,8 +194,9 @@ pub struct ArmV8 {
 /// (AP or S2AP, and AttrIndx or MemAttr) and 54:51 (XN, contiguous, DBM),
 /// gathered into a 10-bit index. Precomputed from [`ArmV8::decode_prot`], so
 /// that a translation decodes a leaf with one load instead of a dozen tests.
+/// Boxed, so that the page table's hot fields stay on few cache lines.
 #[derive(Clone)]
-struct ProtTable([u8; 1 << 10]);
+struct ProtTable(Box<[u8; 1 << 10]>);
 
 impl ProtTable {
     #[inline(always)]
@@ -207,10 +211,10 @@ impl ProtTable {
     }
 
     fn new(stage: Stage) -> ProtTable {
-        ProtTable(std::array::from_fn(|i| {
+        ProtTable(Box::new(std::array::from_fn(|i| {
             // Every Prot flag is below bit 8 (checked by `prot_flags_fit_a_byte`).
             ArmV8::decode_prot(stage, Self::raw_of(i)).bits() as u8
-        }))
+        })))
     }
 }
 
@@ -347,6 +351,7 @@ impl Format for ArmV8 {
             geo,
             stage: cfg.stage,
             hw_dirty: cfg.hw_dirty,
+            page_addr: log2::align_down(ADDR, g),
             prot_of: ProtTable::new(cfg.stage),
         })
     }
@@ -408,7 +413,7 @@ impl Format for ArmV8 {
     #[inline(always)]
     fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
         (raw & TYPE_MASK == TYPE_TABLE_OR_PAGE && raw & AF != 0)
-            .then(|| (self.leaf_pa(0, raw), self.leaf_prot(0, raw)))
+            .then(|| (raw & self.page_addr, self.leaf_prot(0, raw)))
     }
 
     #[inline]
