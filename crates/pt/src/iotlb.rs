@@ -189,9 +189,12 @@ fn low_mask(lg2: u32) -> u64 {
 
 #[inline(always)]
 fn index(tag: u64, epoch: u64, slots: usize) -> usize {
-    // Fibonacci hashing: strided tags (one page every 64 KiB, say) spread
-    // over every slot instead of sharing the few their low bits select.
-    ((tag ^ epoch).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - slots.trailing_zeros())) as usize
+    // The low bits of the tag folded with the next ones: consecutive tags
+    // share cache lines of slots (streaming DMAs), and strided tags (one
+    // page every 64 KiB, say) spread over every slot instead of sharing the
+    // few their low bits select.
+    let fold = tag ^ tag.wrapping_shr(slots.trailing_zeros());
+    ((fold ^ epoch) as usize) & (slots - 1)
 }
 
 /// A cached translation.
