@@ -335,3 +335,24 @@ impl Iotlb {
         self.epoch.store(next, Ordering::Release);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_addr() -> usize {
+        std::ptr::from_ref(cache().expect("cache")) as usize
+    }
+
+    #[test]
+    fn an_exited_threads_cache_goes_to_the_next_new_thread() {
+        // Serialised threads: each takes over the cache the previous one left
+        // (other tests' threads may take one too, so compare sets).
+        let first = std::thread::spawn(cache_addr).join().unwrap();
+        let mut seen = std::collections::HashSet::from([first]);
+        for _ in 0..8 {
+            seen.insert(std::thread::spawn(cache_addr).join().unwrap());
+        }
+        assert!(seen.len() < 9, "every thread allocated its own cache");
+    }
+}
