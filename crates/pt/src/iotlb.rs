@@ -8,14 +8,16 @@
 //!
 //! Each thread owns one direct-mapped cache shared by every page table it
 //! translates through (like a device's own ATC): [`SMALL`] slots for leaves
-//! smaller than a level-1 block, keyed by granule number, and [`UPPER`] slots
-//! keyed by level-1 block number, each holding either a larger leaf (cut into
-//! level-1-block chunks) or, as the paging-structure caches of VT-d and x86
-//! do, the level-0 table holding the block's leaves. So a miss on a small
-//! leaf usually costs one table-entry load instead of a whole walk, and a
-//! large leaf is found with the same probe. Slots are indexed by a
-//! multiplicative hash of tag and epoch, so that strided pages (one every
-//! 64 KiB, say) use every slot. A slot is read and written only by its
+//! smaller than a level-1 block, and [`UPPER`] slots keyed by level-1 block,
+//! each holding either a larger leaf (cut into level-1-block chunks) or, as
+//! the paging-structure caches of VT-d and x86 do, the level-0 table holding
+//! the block's leaves. So a miss on a small leaf usually costs one table-entry
+//! load instead of a whole walk, and a large leaf is found with the same
+//! probe. Chunk sizes are constants of the format (its smallest granule and
+//! level-1 block over all configurations), so the hit path shifts by
+//! constants. Slots are indexed by the tag folded with its next bits and the
+//! epoch, so that consecutive pages share slot lines and strided pages (one
+//! every 64 KiB, say) use every slot. A slot is read and written only by its
 //! thread, so a hit is one thread-local access, two loads and one compare,
 //! and a fill is plain stores: no locked instruction on either path (a locked
 //! instruction would serialise the walks that a DMA engine overlaps).
