@@ -21,13 +21,9 @@ pub fn copy_nt(dst: &mut [u8], src: &[u8]) {
         let d = dst[head..].as_mut_ptr();
         let s = src[head..].as_ptr();
         for i in 0..blocks {
-            // SAFETY:
-            // 1. block `i` covers bytes `[head + 64 i, head + 64 (i + 1))` of
-            //    both slices, inside them since `i < blocks`;
-            // 2. `d + 64 i` is 16-byte aligned (`head` aligns `dst` to 64), as
-            //    `_mm_stream_si128` requires (64-byte aligned: whole cache lines);
-            //    the loads are unaligned loads;
-            // 3. SSE2 is part of the x86-64 baseline.
+            // SAFETY: block `i` (`i < blocks`) lies inside both slices; `d + 64 i`
+            // is 64-byte aligned (`head` aligns `dst`), as `_mm_stream_si128`
+            // needs, the loads are unaligned ones; SSE2 is x86-64 baseline.
             unsafe {
                 let s = s.add(64 * i).cast::<__m128i>();
                 let d = d.add(64 * i).cast::<__m128i>();

@@ -239,12 +239,9 @@ pub fn procmap_query(
         vma_name_addr: name.as_mut_ptr() as u64,
         ..ProcmapQuery::default()
     };
-    // SAFETY:
-    // 1. `q` is a valid, initialized `struct procmap_query` whose `size` is its
-    //    own size, exclusively borrowed for the call;
-    // 2. the kernel writes at most `vma_name_size` bytes to `vma_name_addr`,
-    //    which is `name`, exclusively borrowed and that long; no build id
-    //    buffer is passed (`build_id_size` 0).
+    // SAFETY: `q` is an initialized `struct procmap_query` (`size` its own),
+    // borrowed exclusively; the kernel writes at most `vma_name_size` bytes to
+    // `name`, borrowed exclusively and that long; no build-id buffer is passed.
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), PROCMAP_QUERY, &mut q as *mut ProcmapQuery) };
     if r < 0 {
         let e = last_errno();

@@ -38,11 +38,9 @@ fn readv(local: &mut [u8], src: u64) -> usize {
         iov_base: src as *mut c_void,
         iov_len: local.len(),
     };
-    // SAFETY:
-    // 1. the local iovec describes `local`, exclusively borrowed and
-    //    writable for its length;
-    // 2. the remote iovec is only accessed by the kernel, which checks it and
-    //    reports EFAULT instead of faulting.
+    // SAFETY: the local iovec describes `local`, borrowed exclusively and
+    // writable; the remote one is only read by the kernel, which checks it
+    // (EFAULT, no fault).
     let n = unsafe { libc::process_vm_readv(pid(), &l, 1, &r, 1, 0) };
     usize::try_from(n).unwrap_or(0)
 }
@@ -167,11 +165,9 @@ pub(super) fn probe_read(addr: u64, len: u64) -> Result<(), Errno> {
             iov_base: scratch.as_mut_ptr().cast::<c_void>(),
             iov_len: k,
         };
-        // SAFETY:
-        // 1. the local iovec describes `k <= BATCH` bytes of the writable
-        //    local `scratch`;
-        // 2. `remote[..k]` are initialized iovecs of user addresses, which
-        //    the kernel checks (EFAULT, no fault).
+        // SAFETY: the local iovec describes `k <= BATCH` writable bytes of
+        // `scratch`; `remote[..k]` are initialized iovecs of user addresses,
+        // which the kernel checks (EFAULT, no fault).
         let n = unsafe { libc::process_vm_readv(pid(), &l, 1, remote.as_ptr(), k as _, 0) };
         if usize::try_from(n).ok() != Some(k) {
             return Err(Errno::FAULT);

@@ -475,11 +475,9 @@ pub(super) fn extable() -> &'static [ExEntry] {
     let start = &raw const __iommufd_host_extable;
     let end = &raw const __iommufd_host_extable_end;
     let n = (end as usize - start as usize) / size_of::<ExEntry>();
-    // SAFETY:
-    // 1. `start` is the first of `n` consecutive 8-aligned `{u64,u64,u64}`
-    //    entries emitted by the assembly above, which ends at `end`;
-    // 2. the section is `.data.rel.ro`: after relocation it is never written
-    //    again, so a shared `'static` borrow is sound.
+    // SAFETY: the assembly above emits `n` consecutive 8-aligned entries
+    // from `start` to `end`, in `.data.rel.ro`: never written after
+    // relocation, so a shared `'static` borrow is sound.
     unsafe { core::slice::from_raw_parts(start, n) }
 }
 
@@ -582,12 +580,9 @@ impl NormalGuard {
     fn lock() -> Self {
         let mut set = MaybeUninit::<libc::sigset_t>::uninit();
         let mut old = MaybeUninit::<libc::sigset_t>::zeroed();
-        // SAFETY:
-        // 1. `set` and `old` are writable sigset_t-sized locals;
-        // 2. sigfillset initializes `set` before pthread_sigmask reads it;
-        //    `old` starts zeroed (glibc writes only the kernel's 8 bytes of
-        //    it) and pthread_sigmask fills it (it cannot fail with SIG_BLOCK
-        //    and valid pointers).
+        // SAFETY: `set` and `old` are writable sigset_t locals; sigfillset
+        // initializes `set`; `old` starts zeroed (glibc writes only 8 bytes)
+        // and pthread_sigmask (SIG_BLOCK, valid pointers: no error) fills it.
         let old = unsafe {
             libc::sigfillset(set.as_mut_ptr());
             libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), old.as_mut_ptr());
@@ -876,16 +871,10 @@ unsafe fn chain(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
             }
             let set = set_of(block);
             let mut old = MaybeUninit::<libc::sigset_t>::zeroed();
-            // SAFETY:
-            // 1. pthread_sigmask is async-signal-safe; `set` is initialized
-            //    and `old` is a writable local it fills (SIG_BLOCK with valid
-            //    pointers cannot fail);
-            // 2. `h` is the handler the program registered for `sig`; on
-            //    x86-64 the kernel passes (sig, info, ucontext) in
-            //    rdi/rsi/rdx whether or not SA_SIGINFO is set, so calling it
-            //    with three arguments is what the kernel would have done;
-            // 3. `info`/`ctx` are the kernel's, so changes the program's
-            //    handler makes to the context take effect at sigreturn.
+            // SAFETY: pthread_sigmask is async-signal-safe, `set` initialized,
+            // `old` a writable local (SIG_BLOCK cannot fail); `h` is the
+            // program's handler, called as the kernel would (x86-64 passes
+            // sig, info, ucontext either way) with the kernel's `info`/`ctx`.
             unsafe {
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr());
                 let f = core::mem::transmute::<
@@ -918,13 +907,9 @@ fn copy_routine(len: usize) -> unsafe extern "C" fn(*mut u8, *const u8, usize) -
 pub(super) fn copy_from_user(dst: &mut [u8], src: u64) -> usize {
     install();
     let f = copy_routine(dst.len());
-    // SAFETY:
-    // 1. `dst` is an exclusively borrowed, writable, non-empty buffer of
-    //    `dst.len()` bytes; both routines write only `[dst, dst + len)` and
-    //    clobber only caller-saved registers;
-    // 2. `src` is a validated user range; any fault while reading it is
-    //    caught by the installed handler and resumes at the fixup, which
-    //    returns the number of bytes not copied.
+    // SAFETY: `dst` is borrowed exclusively, writable, non-empty; the routines
+    // write only `[dst, dst + len)`, clobber only caller-saved registers; a
+    // fault reading the validated user range `src` resumes at its fixup.
     unsafe { f(dst.as_mut_ptr(), src as *const u8, dst.len()) }
 }
 
@@ -957,15 +942,9 @@ fn dma_copy_routine(nt: bool) -> unsafe extern "C" fn(*mut u8, *const u8, usize)
 pub(super) fn dma_copy_from_user(dst: &mut [u8], src: u64, nt: bool) -> usize {
     install();
     let f = dma_copy_routine(nt);
-    // SAFETY:
-    // 1. `dst` is an exclusively borrowed, writable, non-empty buffer of
-    //    `dst.len()` bytes; both routines write only `[dst, dst + len)`
-    //    (possibly twice: a fault redoes part of the copy) and clobber only
-    //    caller-saved registers (RAX, RCX, RDX, RSI, RDI, XMM0-3/YMM0-3);
-    // 2. `src` is a validated user range; a fault while reading it is caught
-    //    by the installed handler, which resumes at the faulting range's
-    //    fixup (all listed in the exception table), and the routine then
-    //    returns the number of bytes not copied.
+    // SAFETY: `dst` is borrowed exclusively, writable, non-empty; the routines
+    // write only `[dst, dst + len)` (a fault may redo part), clobber only
+    // caller-saved registers; a fault reading `src` resumes at its fixup.
     unsafe { f(dst.as_mut_ptr(), src as *const u8, dst.len()) }
 }
 
