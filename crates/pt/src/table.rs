@@ -514,8 +514,7 @@ impl<F: Format> PageTable<F> {
             return Cache::upper_hit(upper, iova, needed, block);
         }
         let g = self.granule_lg2();
-        let index = (iova.wrapping_shr(g) as usize) & self.item_mask;
-        let entry = self.arena.entry_at(upper.0, index)?;
+        let entry = self.leaf0_entry(upper.0, iova)?;
         let (pa, prot) = self.fmt.accessed_leaf0(entry.load(Ordering::Acquire))?;
         if !prot.contains(needed) {
             return None;
@@ -527,6 +526,14 @@ impl<F: Format> PageTable<F> {
         };
         cache.insert(epoch, iova, hit, small, block);
         Some(hit)
+    }
+
+    /// The entry for `iova` in the level-0 table at `table_pa` (a table the
+    /// IOTLB cached for the level-1 block of `iova`).
+    #[inline(always)]
+    fn leaf0_entry(&self, table_pa: u64, iova: u64) -> Option<&AtomicU64> {
+        let index = (iova.wrapping_shr(self.granule_lg2()) as usize) & self.item_mask;
+        self.arena.entry_at(table_pa, index)
     }
 
     /// The IOTLB miss: finds the leaf through the cached level-0 table or a
@@ -543,8 +550,7 @@ impl<F: Format> PageTable<F> {
     ) -> Result<Translation, Errno> {
         let (small, block) = Self::iotlb_chunks_lg2();
         if let Some((table_pa, 0)) = cache.lookup_upper(epoch, iova, block) {
-            let index = (iova.wrapping_shr(self.granule_lg2()) as usize) & self.item_mask;
-            let entry = self.arena.entry_at(table_pa, index).ok_or(Errno::NOENT)?;
+            let entry = self.leaf0_entry(table_pa, iova).ok_or(Errno::NOENT)?;
             if let Some(t) = self.translate_entry(entry, 0, iova, write, track) {
                 let t = t?;
                 cache.insert(epoch, iova, t.into(), small, block);
