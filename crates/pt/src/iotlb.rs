@@ -183,6 +183,13 @@ pub(crate) fn cache() -> Option<&'static Cache> {
     CACHE.get().or_else(install)
 }
 
+/// This thread's cache if it has one already (no installation: for paths
+/// that leave the first translation to a slower path).
+#[inline(always)]
+pub(crate) fn installed() -> Option<&'static Cache> {
+    CACHE.get()
+}
+
 /// `2^lg2 - 1` for `lg2 < 64` (leaf and chunk sizes).
 #[inline(always)]
 fn low_mask(lg2: u32) -> u64 {

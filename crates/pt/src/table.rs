@@ -421,7 +421,7 @@ impl<F: Format> PageTable<F> {
             if let Some(hit) = cache.lookup_small(epoch, iova, needed, Self::iotlb_chunks_lg2().0) {
                 return Ok(hit.into());
             }
-            if let Some(hit) = self.translate_near(cache, epoch, iova, needed) {
+            if let Some(hit) = self.translate_near(cache, epoch, iova, needed, true) {
                 return Ok(hit.into());
             }
         }
@@ -450,16 +450,73 @@ impl<F: Format> PageTable<F> {
         // Read before the first leaf's translation: an unmap that completes
         // meanwhile ends the run at the first leaf.
         let epoch = self.iotlb.epoch();
-        let t = self.translate(iova, write)?;
-        let in_leaf = t.leaf_size - (iova & (t.leaf_size - 1));
+        let t = match self.first_leaf_cached(epoch, iova, len, write) {
+            Some(hit) => hit.into(),
+            None => self.translate(iova, write)?,
+        };
+        Ok(self.run_from(epoch, t, iova, len, write))
+    }
+
+    /// [`Self::translate_run`] when the IOTLB answers for the first leaf (a
+    /// cached leaf, or a leaf loaded through a cached table with its
+    /// accessed flag already set): no walk and no locked instruction for it.
+    /// `None` otherwise: call [`Self::translate_run`], which also decides
+    /// the errno.
+    ///
+    /// Meant for callers behind a dynamic call (a driver's DMA
+    /// translation), who keep the call of [`Self::translate_run`] and its
+    /// walk out of line and return the run in registers: the per-DMA path
+    /// then stores little, and stores issued right after a long copy (a
+    /// result returned through memory, a large frame) wait behind the
+    /// copy's stores.
+    #[inline(always)]
+    pub fn translate_run_cached(&self, iova: u64, len: u64, write: bool) -> Option<Run> {
+        let epoch = self.iotlb.epoch();
+        let hit = self.first_leaf_cached(epoch, iova, len, write)?;
+        Some(self.run_from(epoch, hit.into(), iova, len, write))
+    }
+
+    /// The run of a DMA of `len` bytes at `iova` whose first leaf translates
+    /// as `t` (found in table state `epoch`).
+    #[inline(always)]
+    fn run_from(&self, epoch: u64, t: Translation, iova: u64, len: u64, write: bool) -> Run {
         let mut run = Run {
             pa: t.pa,
-            len: in_leaf,
+            len: t.leaf_size - (iova & (t.leaf_size - 1)),
         };
-        if in_leaf < len && t.leaf_size == 1 << self.granule_lg2() {
+        if run.len < len && t.leaf_size == 1 << self.granule_lg2() {
             self.extend_run(epoch, iova, len, write, &mut run);
         }
-        Ok(run)
+        run
+    }
+
+    /// The first leaf of a DMA of `len` bytes at `iova` from the IOTLB, as
+    /// [`Self::translate`] finds it without leaving the hit and near paths.
+    ///
+    /// A DMA that reaches the end of the granule-sized chunk of `iova` is
+    /// *streaming*: the next access of its device is most likely beyond that
+    /// chunk, so its leaf is neither looked up in nor added to the small-leaf
+    /// slots. It is found through the level-1 slot (its table, or its large
+    /// leaf) instead: one more load when the leaf was cached, and no store,
+    /// no cold slot line per DMA when it was not (streaming DMAs would
+    /// otherwise evict the slots of other leaves for nothing).
+    #[inline(always)]
+    fn first_leaf_cached(&self, epoch: u64, iova: u64, len: u64, write: bool) -> Option<Hit> {
+        if write && self.dirty_tracking.load(Ordering::Relaxed) {
+            return None;
+        }
+        let cache = iotlb::installed()?;
+        let needed = if write { Prot::WRITE } else { Prot::READ };
+        let small = Self::iotlb_chunks_lg2().0;
+        let streaming = len >= (1 << small) - (iova & log2::low_mask(small));
+        let hit = match streaming {
+            false => cache.lookup_small(epoch, iova, needed, small),
+            true => None,
+        };
+        match hit {
+            Some(hit) => Some(hit),
+            None => self.translate_near(cache, epoch, iova, needed, !streaming),
+        }
     }
 
     /// Extends `run`, which ends at the end of the granule leaf of `iova`,
@@ -506,8 +563,17 @@ impl<F: Format> PageTable<F> {
     /// afresh through its cached table, whose accessed flag is already set
     /// (which is then cached). `None` sends the caller down the slow path,
     /// which also decides the errno.
+    /// `fill`: whether a leaf found through a cached table is added to the
+    /// small-leaf slots.
     #[inline(always)]
-    fn translate_near(&self, cache: &Cache, epoch: u64, iova: u64, needed: Prot) -> Option<Hit> {
+    fn translate_near(
+        &self,
+        cache: &Cache,
+        epoch: u64,
+        iova: u64,
+        needed: Prot,
+        fill: bool,
+    ) -> Option<Hit> {
         let (small, block) = Self::iotlb_chunks_lg2();
         let upper = cache.lookup_upper(epoch, iova, block)?;
         if upper.1 != 0 {
@@ -524,7 +590,9 @@ impl<F: Format> PageTable<F> {
             size_lg2: g,
             prot,
         };
-        cache.insert(epoch, iova, hit, small, block);
+        if fill {
+            cache.insert(epoch, iova, hit, small, block);
+        }
         Some(hit)
     }
 
@@ -726,7 +794,8 @@ fn pick_pgsize(sizes: u64, iova: u64, pa: u64, len: u64) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::pick_pgsize;
+    use super::{iotlb, pick_pgsize, PageTable, Prot};
+    use crate::fmt::{VtdSs, VtdSsConfig};
 
     const SIZES: u64 = (1 << 12) | (1 << 21) | (1 << 30);
 
@@ -756,5 +825,51 @@ mod tests {
             pick_pgsize(SIZES, 0x1f_f000, 0x3f_e000, 4 << 20),
             (1 << 12, 1024)
         );
+    }
+
+    /// A DMA that reaches the end of its page is streaming: its leaf is
+    /// found through the cached table and neither looked up in nor added to
+    /// the small-leaf slots; one that ends inside its page is cached there
+    /// for the next access.
+    #[test]
+    fn streaming_dmas_leave_the_small_slots_alone() {
+        const K4: u64 = 1 << 12;
+        let pt = PageTable::<VtdSs>::new(VtdSsConfig::FOUR_LEVEL).unwrap();
+        pt.map_pages(0x40_0000, 0x8000_0000, K4, 8, Prot::READ | Prot::WRITE)
+            .unwrap();
+        // A leaf not yet accessed needs a locked update: the slow path's.
+        assert_eq!(pt.translate_run_cached(0x40_1000, K4, false), None);
+        // Sets the accessed flags without caching anything.
+        for page in 1..8 {
+            pt.translate_uncached(0x40_0000 + page * K4, false).unwrap();
+        }
+        // Caches the leaf table of the block, and the first leaf.
+        pt.translate(0x40_0000, false).unwrap();
+        let small = PageTable::<VtdSs>::iotlb_chunks_lg2().0;
+        let cached = |iova: u64| {
+            iotlb::installed()
+                .and_then(|c| c.lookup_small(pt.iotlb.epoch(), iova, Prot::READ, small))
+                .is_some()
+        };
+        assert!(cached(0x40_0000));
+        for (iova, len) in [
+            (0x40_1000, K4),
+            (0x40_2100, K4 - 0x100),
+            (0x40_3000, 2 * K4),
+        ] {
+            let run = pt
+                .translate_run_cached(iova, len, true)
+                .expect("IOTLB answers");
+            assert_eq!(run.pa, 0x8000_0000 + iova - 0x40_0000);
+            assert!(run.len >= len);
+            assert!(!cached(iova), "streaming DMA at {iova:#x} cached");
+        }
+        for iova in [0x40_5000, 0x40_6f00] {
+            let run = pt
+                .translate_run_cached(iova, 0x80, false)
+                .expect("IOTLB answers");
+            assert_eq!(run.pa, 0x8000_0000 + iova - 0x40_0000);
+            assert!(cached(iova), "DMA inside the page at {iova:#x} not cached");
+        }
     }
 }

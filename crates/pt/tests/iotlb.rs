@@ -373,3 +373,72 @@ fn translate_run_sets_flags_on_exactly_the_leaves_of_the_dma() {
         assert_eq!(raw & (A | D), want, "leaf {i}");
     }
 }
+
+/// `translate_run_cached` answers exactly as `translate_run` wherever it
+/// answers (leaves of every size, runs across leaves, DMAs inside a page
+/// and DMAs reaching its end, reads and writes), declines where a walk,
+/// a locked update or an errno is needed, and answers once the IOTLB holds
+/// the leaf or its table.
+fn translate_run_cached_agrees<F: pt::Format>(cfg: F::Config) {
+    let pt = PageTable::<F>::new(cfg).unwrap();
+    let g = 1u64 << pt.geometry().granule_lg2;
+    let block = g << pt.geometry().items_lg2;
+    let (small, large) = (0x10 * block, 0x20 * block);
+    let pa = 0x7_0000_0000u64;
+    pt.map_pages(small, pa, g, 6, RW).unwrap();
+    pt.map_pages(small + 6 * g, pa + 6 * g, g, 2, Prot::READ)
+        .unwrap();
+    pt.map_pages(small + 9 * g, pa + 20 * g, g, 1, RW).unwrap();
+    pt.map_pages(large, pa + 0x40 * block, block, 2, RW)
+        .unwrap();
+    let mut dmas = Vec::new();
+    for base in [small, large] {
+        for off in [0, 8, g / 2, g - 0x40, g, 3 * g + 0x100, block / 2] {
+            for len in [1, 0x40, g / 2, g, 2 * g + 8, 9 * g, block] {
+                dmas.push((base + off, len));
+            }
+        }
+    }
+    // A leaf never accessed, a hole, a read-only leaf: never answered.
+    assert_eq!(pt.translate_run_cached(small + 3 * g, 8, false), None);
+    assert_eq!(pt.translate_run_cached(small + 8 * g, 8, false), None);
+    for round in 0..3 {
+        let mut answered = 0;
+        for &(iova, len) in &dmas {
+            for write in [false, true] {
+                let want = pt.translate_run(iova, len, write);
+                match pt.translate_run_cached(iova, len, write) {
+                    Some(run) => {
+                        answered += 1;
+                        assert_eq!(Ok(run), want, "round {round} {iova:#x}+{len:#x} w={write}");
+                    }
+                    None => assert!(
+                        round == 0 || want.is_err(),
+                        "round {round}: {iova:#x}+{len:#x} w={write} declined"
+                    ),
+                }
+            }
+        }
+        if round > 0 {
+            assert!(answered > dmas.len(), "round {round}: {answered} answered");
+        }
+    }
+    // Writes while tracking dirty pages need the locked update of the slow path.
+    if pt.set_dirty_tracking(true).is_ok() {
+        assert_eq!(pt.translate_run_cached(small, 8, true), None);
+        assert!(pt.translate_run_cached(small, 8, false).is_some());
+    }
+    // Nothing survives an unmap.
+    pt.unmap_pages(small, g, 6);
+    assert_eq!(pt.translate_run_cached(small + 8, 8, false), None);
+    assert_eq!(pt.translate_run(small + 8, 8, false), Err(Errno::NOENT));
+}
+
+#[test]
+fn translate_run_cached_answers_as_translate_run_or_declines() {
+    use pt::fmt::{ArmV8, ArmV8Config};
+    translate_run_cached_agrees::<VtdSs>(VtdSsConfig::FOUR_LEVEL);
+    translate_run_cached_agrees::<AmdV1>(AmdV1Config::FOUR_LEVEL);
+    translate_run_cached_agrees::<ArmV8>(ArmV8Config::S1_4K);
+    translate_run_cached_agrees::<ArmV8>(ArmV8Config::S2_64K);
+}
