@@ -101,6 +101,32 @@ fn dma_run(r: pt::Run) -> iommu::DmaTranslation {
     }
 }
 
+/// `Domain::dma_translate_run` over a `pt` table: what the IOTLB answers
+/// inline, the walk and the errno out of line (see `iommu::DmaRun` and
+/// `pt::PageTable::translate_run_cached`).
+#[inline(always)]
+fn dma_translate_run<F: pt::Format>(
+    pt: &pt::PageTable<F>,
+    iova: u64,
+    len: u64,
+    write: bool,
+) -> iommu::DmaRun {
+    match pt.translate_run_cached(iova, len, write) {
+        Some(run) => iommu::DmaRun::ok(dma_run(run)),
+        None => dma_translate_run_slow(pt, iova, len, write),
+    }
+}
+
+#[inline(never)]
+fn dma_translate_run_slow<F: pt::Format>(
+    pt: &pt::PageTable<F>,
+    iova: u64,
+    len: u64,
+    write: bool,
+) -> iommu::DmaRun {
+    pt.translate_run(iova, len, write).map(dma_run).into()
+}
+
 /// The DMA translation of a `pt` translation: the bytes from `pa` to the leaf's end.
 fn dma_translation(t: pt::Translation) -> iommu::DmaTranslation {
     iommu::DmaTranslation {

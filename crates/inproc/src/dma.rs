@@ -83,31 +83,36 @@ impl DmaHandle {
         self.h.release();
     }
 
-    /// As [`read`].
+    /// As [`read`]. Inlined into the device model's loop: see [`walk`].
     ///
     /// # Errors
     /// As [`read`].
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let nt = self.nt_threshold;
         let domain = self.h.domain()?;
         read_via(
-            |at, n| domain.dma_translate_run(at, n, false),
+            |at, n| domain.dma_translate_run(at, n, false).get(),
             iova,
             buf,
             nt,
         )
     }
 
-    /// As [`write`].
+    /// As [`write`]. Inlined into the device model's loop: see [`walk`].
     ///
     /// # Errors
     /// As [`write`].
-    #[inline]
+    #[inline(always)]
     pub fn write(&mut self, iova: u64, buf: &[u8]) -> Result<(), Errno> {
         let nt = self.nt_threshold;
         let domain = self.h.domain()?;
-        write_via(|at, n| domain.dma_translate_run(at, n, true), iova, buf, nt)
+        write_via(
+            |at, n| domain.dma_translate_run(at, n, true).get(),
+            iova,
+            buf,
+            nt,
+        )
     }
 }
 
@@ -130,6 +135,10 @@ struct Run {
 /// continue it: when a copy faults (`EFAULT`, the memory behind a mapping is
 /// gone), the following leaves of its run were already translated, as a
 /// device that translates ahead would have.
+///
+/// The common case, one translation covering the whole DMA, goes straight
+/// to its copy: no loop state lives across the copy, so nothing is stored
+/// between one DMA's copy and the next one's translation.
 #[inline(always)]
 fn walk(
     mut translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
@@ -137,12 +146,39 @@ fn walk(
     len: usize,
     mut copy: impl FnMut(Run) -> Result<(), Errno>,
 ) -> Result<(), Errno> {
+    if len == 0 {
+        return Ok(());
+    }
+    let t = translate(iova, len as u64)?;
+    if t.len >= len as u64 {
+        return copy(Run {
+            off: 0,
+            pa: t.pa,
+            len,
+        });
+    }
+    // `t.len < len`: it fits a usize.
+    walk_rest(translate, iova, len, t.pa, t.len as usize, copy)
+}
+
+/// [`walk`] after a first translation of `first_len` bytes at `first_pa`,
+/// shorter than the DMA (passed as scalars: a `Run` would be built in
+/// memory on the fast path).
+#[inline(never)]
+fn walk_rest(
+    mut translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
+    iova: u64,
+    len: usize,
+    first_pa: u64,
+    first_len: usize,
+    mut copy: impl FnMut(Run) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     let mut run = Run {
         off: 0,
-        pa: 0,
-        len: 0,
+        pa: first_pa,
+        len: first_len,
     };
-    let mut done = 0usize;
+    let mut done = run.len;
     while done < len {
         let t = match iova
             .checked_add(done as u64)
@@ -151,19 +187,15 @@ fn walk(
         {
             Ok(t) => t,
             Err(e) => {
-                if run.len > 0 {
-                    copy(run)?;
-                }
+                copy(run)?;
                 return Err(e);
             }
         };
         let n = (len - done).min(usize::try_from(t.len).unwrap_or(usize::MAX));
-        if run.len > 0 && run.pa.wrapping_add(run.len as u64) == t.pa {
+        if run.pa.wrapping_add(run.len as u64) == t.pa {
             run.len += n;
         } else {
-            if run.len > 0 {
-                copy(run)?;
-            }
+            copy(run)?;
             run = Run {
                 off: done,
                 pa: t.pa,
@@ -172,10 +204,7 @@ fn walk(
         }
         done += n;
     }
-    if run.len > 0 {
-        copy(run)?;
-    }
-    Ok(())
+    copy(run)
 }
 
 #[inline(always)]

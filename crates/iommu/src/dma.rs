@@ -113,6 +113,6 @@ impl DmaHandle {
         len: u64,
         write: bool,
     ) -> Result<DmaTranslation, Errno> {
-        self.domain()?.dma_translate_run(iova, len, write)
+        self.domain()?.dma_translate_run(iova, len, write).get()
     }
 }

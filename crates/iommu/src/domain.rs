@@ -77,6 +77,65 @@ pub struct DmaTranslation {
     pub len: u64,
 }
 
+/// What [`Domain::dma_translate_run`] answers: a [`DmaTranslation`], or the
+/// errno of the DMA fault, packed in two words so that it is returned in two
+/// registers (a `Result<DmaTranslation, Errno>` is returned through memory,
+/// and a store issued right after a long DMA copy waits behind the copy's
+/// stores). [`DmaRun::get`] unpacks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DmaRun {
+    /// The physical address; the errno when `len` is 0.
+    pa_or_errno: u64,
+    /// Bytes from `pa` (at least 1); 0 for a fault.
+    len: u64,
+}
+
+impl DmaRun {
+    /// A translation (`t.len > 0`).
+    #[inline(always)]
+    pub fn ok(t: DmaTranslation) -> DmaRun {
+        debug_assert!(t.len > 0, "empty DMA translation");
+        DmaRun {
+            pa_or_errno: t.pa,
+            len: t.len,
+        }
+    }
+
+    /// A DMA fault.
+    #[inline(always)]
+    pub fn fault(e: Errno) -> DmaRun {
+        DmaRun {
+            pa_or_errno: e.raw() as u64,
+            len: 0,
+        }
+    }
+
+    /// The translation or the fault's errno.
+    ///
+    /// # Errors
+    /// The errno of [`DmaRun::fault`].
+    #[inline(always)]
+    pub fn get(self) -> Result<DmaTranslation, Errno> {
+        if self.len == 0 {
+            return Err(Errno::from_raw(self.pa_or_errno as i32).unwrap_or(Errno::FAULT));
+        }
+        Ok(DmaTranslation {
+            pa: self.pa_or_errno,
+            len: self.len,
+        })
+    }
+}
+
+impl From<Result<DmaTranslation, Errno>> for DmaRun {
+    #[inline(always)]
+    fn from(r: Result<DmaTranslation, Errno>) -> DmaRun {
+        match r {
+            Ok(t) => DmaRun::ok(t),
+            Err(e) => DmaRun::fault(e),
+        }
+    }
+}
+
 /// Dirty ranges reported by `read_and_clear_dirty`, in IOVA bytes.
 pub trait DirtyRecorder {
     /// Record that `[iova, iova + len)` was written by the device.
@@ -274,11 +333,13 @@ pub trait Domain: Send + Sync + Any {
     /// decides the errno) and exceed it within the last leaf the DMA reaches
     /// into. The default translates the first leaf only.
     ///
-    /// # Errors
-    /// As [`Domain::dma_translate`] for `iova`.
-    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> Result<DmaTranslation, Errno> {
+    /// The errors of [`Domain::dma_translate`] for `iova` come back as a
+    /// [`DmaRun::fault`]. This is the per-DMA call of an emulated device: a
+    /// driver keeps its common case short and free of stores (see
+    /// [`DmaRun`]).
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> DmaRun {
         let _ = len;
-        self.dma_translate(iova, write)
+        self.dma_translate(iova, write).into()
     }
 
     /// Flushes the IOTLB after unmaps.
@@ -312,4 +373,32 @@ pub trait Domain: Send + Sync + Any {
 
     /// Downcast support for drivers and test commands.
     fn as_any(&self) -> &dyn Any;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DmaRun, DmaTranslation};
+    use uapi::Errno;
+
+    #[test]
+    fn dma_runs_unpack_to_what_was_packed() {
+        for t in [
+            DmaTranslation { pa: 0, len: 1 },
+            DmaTranslation {
+                pa: 0x7fff_dead_b000,
+                len: 0x20_0000,
+            },
+            DmaTranslation {
+                pa: u64::MAX,
+                len: u64::MAX,
+            },
+        ] {
+            assert_eq!(DmaRun::ok(t).get(), Ok(t));
+            assert_eq!(DmaRun::from(Ok(t)).get(), Ok(t));
+        }
+        for e in [Errno::NOENT, Errno::PERM, Errno::FAULT] {
+            assert_eq!(DmaRun::fault(e).get(), Err(e));
+            assert_eq!(DmaRun::from(Err(e)).get(), Err(e));
+        }
+    }
 }

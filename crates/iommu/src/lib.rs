@@ -29,7 +29,7 @@ pub mod user;
 pub use device::{AttachHandle, Device, DeviceDesc, Group, OwnerId, NO_PASID};
 pub use dma::DmaHandle;
 pub use domain::{
-    live_domains, DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType,
+    live_domains, DirtyOps, DirtyRecorder, DmaRun, DmaTranslation, Domain, DomainCore, DomainType,
     Geometry, DIRTY_NO_CLEAR,
 };
 pub use ops::{Cap, DriverId, GroupKey, HwInfo, IommuOps, ProbeInfo};

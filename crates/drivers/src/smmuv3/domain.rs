@@ -11,8 +11,8 @@ use std::any::Any;
 use std::sync::{Mutex, OnceLock};
 
 use iommu::{
-    Device, DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType, Geometry,
-    Prot, DIRTY_NO_CLEAR,
+    Device, DirtyOps, DirtyRecorder, DmaRun, DmaTranslation, Domain, DomainCore, DomainType,
+    Geometry, Prot, DIRTY_NO_CLEAR,
 };
 use pt::fmt::{ArmV8, ArmV8Config, Granule};
 use pt::PageTable;
@@ -267,9 +267,11 @@ impl Domain for SmmuDomain {
         fin.pt.translate(iova, write).map(crate::dma_translation)
     }
 
-    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> Result<DmaTranslation, Errno> {
-        let fin = self.fin.get().ok_or(Errno::NOENT)?;
-        fin.pt.translate_run(iova, len, write).map(crate::dma_run)
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> DmaRun {
+        match self.fin.get() {
+            Some(fin) => crate::dma_translate_run(&fin.pt, iova, len, write),
+            None => DmaRun::fault(Errno::NOENT),
+        }
     }
 
     fn dirty_ops(&self) -> Option<&dyn DirtyOps> {

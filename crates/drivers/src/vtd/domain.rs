@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use iommu::{
-    Device, DirtyOps, DirtyRecorder, DmaTranslation, Domain, DomainCore, DomainType, Geometry,
-    Prot, UserDataArray, DIRTY_NO_CLEAR,
+    Device, DirtyOps, DirtyRecorder, DmaRun, DmaTranslation, Domain, DomainCore, DomainType,
+    Geometry, Prot, UserDataArray, DIRTY_NO_CLEAR,
 };
 use pt::fmt::{VtdSs, VtdSsConfig};
 use pt::PageTable;
@@ -228,8 +228,8 @@ impl Domain for VtdDomain {
         self.pt.translate(iova, write).map(crate::dma_translation)
     }
 
-    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> Result<DmaTranslation, Errno> {
-        self.pt.translate_run(iova, len, write).map(crate::dma_run)
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> DmaRun {
+        crate::dma_translate_run(&self.pt, iova, len, write)
     }
 
     /// `intel_iommu_enforce_cache_coherency`.

@@ -71,6 +71,7 @@ fn check_range(addr: u64, len: u64) -> Result<(), Errno> {
 /// call it lazily, so calling it is never required; it costs one atomic load
 /// once installed. The previous handlers become the chained (program) ones.
 /// A no-op where the `process_vm_*` fallback is used.
+#[inline]
 pub fn install() {
     arch::install();
 }

@@ -700,6 +700,7 @@ fn our_action() -> libc::sigaction {
     sa
 }
 
+#[inline]
 pub(super) fn install() {
     if !INSTALLED.load(Ordering::Acquire) {
         install_slow();
@@ -707,6 +708,7 @@ pub(super) fn install() {
 }
 
 #[cold]
+#[inline(never)]
 fn install_slow() {
     resolve();
     let _g = NormalGuard::lock();
