@@ -509,14 +509,12 @@ impl<F: Format> PageTable<F> {
         let needed = if write { Prot::WRITE } else { Prot::READ };
         let small = Self::iotlb_chunks_lg2().0;
         let streaming = len >= (1 << small) - (iova & log2::low_mask(small));
-        let hit = match streaming {
-            false => cache.lookup_small(epoch, iova, needed, small),
-            true => None,
+        let hit = if streaming {
+            None
+        } else {
+            cache.lookup_small(epoch, iova, needed, small)
         };
-        match hit {
-            Some(hit) => Some(hit),
-            None => self.translate_near(cache, epoch, iova, needed, !streaming),
-        }
+        hit.or_else(|| self.translate_near(cache, epoch, iova, needed, !streaming))
     }
 
     /// Extends `run`, which ends at the end of the granule leaf of `iova`,
@@ -563,6 +561,7 @@ impl<F: Format> PageTable<F> {
     /// afresh through its cached table, whose accessed flag is already set
     /// (which is then cached). `None` sends the caller down the slow path,
     /// which also decides the errno.
+    ///
     /// `fill`: whether a leaf found through a cached table is added to the
     /// small-leaf slots.
     #[inline(always)]
