@@ -60,6 +60,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use uapi::Errno;
+
 use crate::Prot;
 
 /// Slots for leaves smaller than a level-1 block, per thread (a power of two).
@@ -85,8 +87,7 @@ struct Slot {
     tag: u64,
     epoch: u64,
     pa: u64,
-    /// `size_lg2 | prot << 8` of the whole leaf (never 0: a leaf is larger
-    /// than one byte); 0 for a level-0 table.
+    /// [`Hit::meta`] of the whole leaf (never 0); 0 for a level-0 table.
     meta: u64,
 }
 
@@ -206,26 +207,73 @@ fn index(tag: u64, epoch: u64, slots: usize) -> usize {
     ((fold ^ epoch) as usize) & (slots - 1)
 }
 
-/// A cached translation.
+/// A translation in two words, as a slot caches it and as the IOTLB paths
+/// return it (in registers): the output address, and the leaf's size or'ed
+/// with its permission bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Hit {
-    /// Output address of the translated IOVA.
+    /// Output address of the translated IOVA; the errno of a fault.
     pub(crate) pa: u64,
-    /// lg2 of the size of the leaf.
-    pub(crate) size_lg2: u32,
+    /// Size of the leaf in bytes (a power of two above [`PROT_BITS`]) or'ed
+    /// with the bits of its [`Prot`]; 0 for a fault.
+    pub(crate) meta: u64,
+}
+
+/// The bits of [`Hit::meta`] that hold the permissions: every [`Prot`] flag
+/// is below them, and every leaf is larger (a granule is at least 256 bytes).
+pub(crate) const PROT_BITS: u64 = 0xff;
+
+impl Hit {
+    /// The translation by a leaf of `size` bytes allowing `prot`.
+    #[inline(always)]
+    pub(crate) fn leaf(pa: u64, size: u64, prot: Prot) -> Hit {
+        Hit {
+            pa,
+            meta: size | u64::from(prot.bits()),
+        }
+    }
+
+    /// A fault with errno `e`.
+    #[inline(always)]
+    pub(crate) fn fault(e: Errno) -> Hit {
+        Hit {
+            pa: e.raw() as u64,
+            meta: 0,
+        }
+    }
+
+    /// The size of the leaf (0 for a fault).
+    #[inline(always)]
+    pub(crate) fn size(self) -> u64 {
+        self.meta & !PROT_BITS
+    }
+
     /// What the leaf allows.
-    pub(crate) prot: Prot,
+    #[inline(always)]
+    pub(crate) fn prot(self) -> Prot {
+        Prot::from_bits_retain((self.meta & PROT_BITS) as u32)
+    }
+
+    /// The errno of a fault; `None` for a translation.
+    #[inline(always)]
+    pub(crate) fn errno(self) -> Option<Errno> {
+        if self.meta != 0 {
+            return None;
+        }
+        Some(Errno::from_raw(self.pa as i32).unwrap_or(Errno::FAULT))
+    }
 }
 
 impl Cache {
+    /// The translation of `iova` by the cached chunk `s` (`chunk_lg2`
+    /// bytes), if its leaf allows `needed`.
     #[inline(always)]
     fn hit(s: &Slot, iova: u64, chunk_lg2: u32, needed: Prot) -> Option<Hit> {
-        let prot = Prot::from_bits_retain((s.meta >> 8) as u32);
-        prot.contains(needed).then(|| Hit {
+        let hit = Hit {
             pa: s.pa.wrapping_add(iova & low_mask(chunk_lg2)),
-            size_lg2: (s.meta & 0xff) as u32,
-            prot,
-        })
+            meta: s.meta,
+        };
+        hit.prot().contains(needed).then_some(hit)
     }
 
     /// The cached small leaf (granule `granule_lg2`) covering `iova` in table
@@ -278,7 +326,7 @@ impl Cache {
     /// (read before the walk that found it).
     #[inline(always)]
     pub(crate) fn insert(&self, epoch: u64, iova: u64, hit: Hit, granule_lg2: u32, large_lg2: u32) {
-        let (chunk_lg2, slot) = if hit.size_lg2 >= large_lg2 {
+        let (chunk_lg2, slot) = if hit.size() >= 1u64.wrapping_shl(large_lg2) {
             let tag = iova.wrapping_shr(large_lg2);
             (large_lg2, &self.upper[index(tag, epoch, UPPER)])
         } else {
@@ -289,7 +337,7 @@ impl Cache {
             tag: iova.wrapping_shr(chunk_lg2),
             epoch,
             pa: hit.pa.wrapping_sub(iova & low_mask(chunk_lg2)),
-            meta: u64::from(hit.size_lg2) | (u64::from(hit.prot.bits()) << 8),
+            meta: hit.meta,
         });
     }
 

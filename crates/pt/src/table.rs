@@ -18,25 +18,46 @@ use crate::iotlb::{self, Cache, Hit, Iotlb};
 use crate::log2;
 use crate::Prot;
 
-impl From<Hit> for Translation {
-    #[inline(always)]
-    fn from(h: Hit) -> Translation {
-        Translation {
-            pa: h.pa,
-            // A leaf is smaller than 2^64 bytes.
-            leaf_size: 1u64.wrapping_shl(h.size_lg2),
-            prot: h.prot,
-        }
-    }
+/// `2^lg2 - 1` for table indices (`lg2` below the word size).
+#[inline(always)]
+fn low_mask_usize(lg2: u32) -> usize {
+    1usize.wrapping_shl(lg2).wrapping_sub(1)
 }
 
 impl From<Translation> for Hit {
     #[inline(always)]
     fn from(t: Translation) -> Hit {
-        Hit {
-            pa: t.pa,
-            size_lg2: t.leaf_size.trailing_zeros(),
-            prot: t.prot,
+        Hit::leaf(t.pa, t.leaf_size, t.prot)
+    }
+}
+
+impl From<Result<Translation, Errno>> for Hit {
+    #[inline(always)]
+    fn from(r: Result<Translation, Errno>) -> Hit {
+        match r {
+            Ok(t) => t.into(),
+            Err(e) => Hit::fault(e),
+        }
+    }
+}
+
+impl Hit {
+    /// The translation of a hit that is not a fault.
+    #[inline(always)]
+    fn translation(self) -> Translation {
+        Translation {
+            pa: self.pa,
+            leaf_size: self.size(),
+            prot: self.prot(),
+        }
+    }
+
+    /// The translation, or the errno of a fault.
+    #[inline(always)]
+    fn get(self) -> Result<Translation, Errno> {
+        match self.errno() {
+            Some(e) => Err(e),
+            None => Ok(self.translation()),
         }
     }
 }
@@ -127,6 +148,9 @@ pub struct PageTable<F: Format> {
     pub(crate) item_mask: usize,
     /// `geo.max_iova()`.
     pub(crate) iova_last: u64,
+    /// Whether the geometry has the format's smallest radix
+    /// ([`Format::MIN_RADIX`]); see [`PageTable::const_radix`].
+    min_radix: bool,
 }
 
 impl<F: Format> PageTable<F> {
@@ -136,6 +160,8 @@ impl<F: Format> PageTable<F> {
     ///
     /// `EINVAL` if the format rejects `cfg`.
     pub fn new(cfg: F::Config) -> Result<Self, Errno> {
+        // A leaf is larger than the permission bits of `Hit::meta`.
+        const { assert!(1u64 << F::MIN_RADIX.0 > iotlb::PROT_BITS) };
         let fmt = F::new(cfg)?;
         let geo = fmt.geometry();
         let (min_granule_lg2, min_items_lg2) = F::MIN_RADIX;
@@ -160,6 +186,7 @@ impl<F: Format> PageTable<F> {
             shifts: std::array::from_fn(|l| geo.level_shift((l as u32).min(geo.levels - 1))),
             item_mask: (1usize << geo.items_lg2) - 1,
             iova_last: geo.max_iova(),
+            min_radix: (geo.granule_lg2, geo.items_lg2) == F::MIN_RADIX,
         })
     }
 
@@ -384,6 +411,31 @@ impl<F: Format> PageTable<F> {
         }
     }
 
+    /// lg2 of the bytes an entry at `level` covers: constant shifts for
+    /// formats with a fixed radix.
+    #[inline(always)]
+    pub(crate) fn shift_at(&self, level: u32) -> u32 {
+        match F::FIXED_RADIX {
+            Some((granule_lg2, items_lg2)) => {
+                granule_lg2.wrapping_add(level.wrapping_mul(items_lg2))
+            }
+            None => self.shifts[level as usize & 7],
+        }
+    }
+
+    /// `(granule_lg2, items_lg2)` as constants when the format fixes them or
+    /// when this table has the format's smallest radix, which the readers'
+    /// fast paths are built for (shifts and masks by constants); `None` for
+    /// the other configurations (ARM's 16 and 64 KiB granules), which take
+    /// the paths that read them from the geometry.
+    #[inline(always)]
+    pub(crate) fn const_radix(&self) -> Option<(u32, u32)> {
+        match F::FIXED_RADIX {
+            Some(radix) => Some(radix),
+            None => self.min_radix.then_some(F::MIN_RADIX),
+        }
+    }
+
     /// lg2 of the chunks in which the IOTLB caches small leaves, and of those
     /// in which it caches level-0 tables and larger leaves (module `iotlb`):
     /// constants of the format, at most the granule and the level-1 block.
@@ -417,15 +469,17 @@ impl<F: Format> PageTable<F> {
         let Some(cache) = iotlb::cache() else {
             return self.translate_uncached(iova, write);
         };
+        let (small, block) = Self::iotlb_chunks_lg2();
         if !track {
-            if let Some(hit) = cache.lookup_small(epoch, iova, needed, Self::iotlb_chunks_lg2().0) {
-                return Ok(hit.into());
+            if let Some(hit) = cache.lookup_small(epoch, iova, needed, small) {
+                return Ok(hit.translation());
             }
-            if let Some(hit) = self.translate_near(cache, epoch, iova, needed, true) {
-                return Ok(hit.into());
+            let upper = cache.lookup_upper(epoch, iova, block);
+            if let Some(hit) = self.translate_near(cache, epoch, upper, iova, needed, true) {
+                return Ok(hit.translation());
             }
         }
-        self.translate_miss(cache, epoch, iova, write, track)
+        self.translate_miss(epoch, iova, write, track).get()
     }
 
     /// Translates the DMA of `len` bytes at `iova` (`len > 0`) as far as
@@ -450,11 +504,11 @@ impl<F: Format> PageTable<F> {
         // Read before the first leaf's translation: an unmap that completes
         // meanwhile ends the run at the first leaf.
         let epoch = self.iotlb.epoch();
-        let t = match self.first_leaf_cached(epoch, iova, len, write) {
-            Some(hit) => hit.into(),
-            None => self.translate(iova, write)?,
+        let hit = match self.first_leaf_cached(epoch, iova, len, write) {
+            Some(hit) => hit,
+            None => self.translate(iova, write)?.into(),
         };
-        Ok(self.run_from(epoch, t, iova, len, write))
+        Ok(self.run_from(epoch, hit, iova, len, write))
     }
 
     /// [`Self::translate_run`] when the IOTLB answers for the first leaf (a
@@ -473,18 +527,19 @@ impl<F: Format> PageTable<F> {
     pub fn translate_run_cached(&self, iova: u64, len: u64, write: bool) -> Option<Run> {
         let epoch = self.iotlb.epoch();
         let hit = self.first_leaf_cached(epoch, iova, len, write)?;
-        Some(self.run_from(epoch, hit.into(), iova, len, write))
+        Some(self.run_from(epoch, hit, iova, len, write))
     }
 
     /// The run of a DMA of `len` bytes at `iova` whose first leaf translates
-    /// as `t` (found in table state `epoch`).
+    /// as `hit` (found in table state `epoch`).
     #[inline(always)]
-    fn run_from(&self, epoch: u64, t: Translation, iova: u64, len: u64, write: bool) -> Run {
+    fn run_from(&self, epoch: u64, hit: Hit, iova: u64, len: u64, write: bool) -> Run {
+        let leaf_size = hit.size();
         let mut run = Run {
-            pa: t.pa,
-            len: t.leaf_size - (iova & (t.leaf_size - 1)),
+            pa: hit.pa,
+            len: leaf_size - (iova & (leaf_size - 1)),
         };
-        if run.len < len && t.leaf_size == 1 << self.granule_lg2() {
+        if run.len < len && leaf_size == 1 << self.granule_lg2() {
             self.extend_run(epoch, iova, len, write, &mut run);
         }
         run
@@ -507,14 +562,17 @@ impl<F: Format> PageTable<F> {
         }
         let cache = iotlb::installed()?;
         let needed = if write { Prot::WRITE } else { Prot::READ };
-        let small = Self::iotlb_chunks_lg2().0;
+        let (small, block) = Self::iotlb_chunks_lg2();
         let streaming = len >= (1 << small) - (iova & log2::low_mask(small));
         let hit = if streaming {
             None
         } else {
             cache.lookup_small(epoch, iova, needed, small)
         };
-        hit.or_else(|| self.translate_near(cache, epoch, iova, needed, !streaming))
+        hit.or_else(|| {
+            let upper = cache.lookup_upper(epoch, iova, block);
+            self.translate_near(cache, epoch, upper, iova, needed, !streaming)
+        })
     }
 
     /// Extends `run`, which ends at the end of the granule leaf of `iova`,
@@ -544,8 +602,10 @@ impl<F: Format> PageTable<F> {
             let Some(entry) = self.arena.entry_at(table_pa, index) else {
                 break;
             };
-            match self.translate_entry(entry, 0, at, write, track) {
-                Some(Ok(t)) if t.pa == run.pa.wrapping_add(run.len) => run.len += 1 << g,
+            match self.translate_entry(entry, 0, entry.load(Ordering::Acquire), at, write, track) {
+                Some(hit) if hit.errno().is_none() && hit.pa == run.pa.wrapping_add(run.len) => {
+                    run.len += 1 << g;
+                }
                 _ => break,
             }
         }
@@ -559,8 +619,9 @@ impl<F: Format> PageTable<F> {
     /// The small-leaf miss that the level-1 slot answers without a walk or a
     /// locked instruction: a cached large leaf, or a level-0 leaf, loaded
     /// afresh through its cached table, whose accessed flag is already set
-    /// (which is then cached). `None` sends the caller down the slow path,
-    /// which also decides the errno.
+    /// (which is then cached). `upper` is what [`Cache::lookup_upper`] found
+    /// for `iova`. `None` sends the caller down the slow path, which also
+    /// decides the errno.
     ///
     /// `fill`: whether a leaf found through a cached table is added to the
     /// small-leaf slots.
@@ -569,26 +630,46 @@ impl<F: Format> PageTable<F> {
         &self,
         cache: &Cache,
         epoch: u64,
+        upper: Option<(u64, u64)>,
         iova: u64,
         needed: Prot,
         fill: bool,
     ) -> Option<Hit> {
-        let (small, block) = Self::iotlb_chunks_lg2();
-        let upper = cache.lookup_upper(epoch, iova, block)?;
+        let block = Self::iotlb_chunks_lg2().1;
+        let upper = upper?;
         if upper.1 != 0 {
             return Cache::upper_hit(upper, iova, needed, block);
         }
-        let g = self.granule_lg2();
-        let entry = self.leaf0_entry(upper.0, iova)?;
+        // One copy per radix kind, so that the usual one shifts by constants.
+        match self.const_radix() {
+            Some(radix) => self.near_leaf0(cache, epoch, upper.0, iova, needed, fill, radix),
+            None => self.near_leaf0(cache, epoch, upper.0, iova, needed, fill, self.radix()),
+        }
+    }
+
+    /// [`Self::translate_near`] through the cached level-0 table at
+    /// `table_pa`, of a table whose `(granule_lg2, items_lg2)` is `radix`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn near_leaf0(
+        &self,
+        cache: &Cache,
+        epoch: u64,
+        table_pa: u64,
+        iova: u64,
+        needed: Prot,
+        fill: bool,
+        radix: (u32, u32),
+    ) -> Option<Hit> {
+        let (small, block) = Self::iotlb_chunks_lg2();
+        let entry = self.leaf0_entry(table_pa, iova, radix)?;
         let (pa, prot) = self.fmt.accessed_leaf0(entry.load(Ordering::Acquire))?;
         if !prot.contains(needed) {
             return None;
         }
-        let hit = Hit {
-            pa: pa.wrapping_add(iova & log2::low_mask(g)),
-            size_lg2: g,
-            prot,
-        };
+        let g = radix.0;
+        let size = 1u64.wrapping_shl(g);
+        let hit = Hit::leaf(pa.wrapping_add(iova & size.wrapping_sub(1)), size, prot);
         if fill {
             cache.insert(epoch, iova, hit, small, block);
         }
@@ -596,57 +677,56 @@ impl<F: Format> PageTable<F> {
     }
 
     /// The entry for `iova` in the level-0 table at `table_pa` (a table the
-    /// IOTLB cached for the level-1 block of `iova`).
+    /// IOTLB cached for the level-1 block of `iova`) of a table whose
+    /// `(granule_lg2, items_lg2)` is `radix`.
     #[inline(always)]
-    fn leaf0_entry(&self, table_pa: u64, iova: u64) -> Option<&AtomicU64> {
-        let index = (iova.wrapping_shr(self.granule_lg2()) as usize) & self.item_mask;
+    fn leaf0_entry(&self, table_pa: u64, iova: u64, radix: (u32, u32)) -> Option<&AtomicU64> {
+        let (granule_lg2, items_lg2) = radix;
+        let index = (iova.wrapping_shr(granule_lg2) as usize) & low_mask_usize(items_lg2);
         self.arena.entry_at(table_pa, index)
     }
 
-    /// The IOTLB miss: finds the leaf through the cached level-0 table or a
-    /// walk, sets its flags, then caches it (and its table) tagged with
-    /// `epoch`. Out of line, so that the hit path inlines into every caller.
-    #[inline(never)]
-    fn translate_miss(
-        &self,
-        cache: &Cache,
-        epoch: u64,
-        iova: u64,
-        write: bool,
-        track: bool,
-    ) -> Result<Translation, Errno> {
-        let (small, block) = Self::iotlb_chunks_lg2();
-        if let Some((table_pa, 0)) = cache.lookup_upper(epoch, iova, block) {
-            let entry = self.leaf0_entry(table_pa, iova).ok_or(Errno::NOENT)?;
-            if let Some(t) = self.translate_entry(entry, 0, iova, write, track) {
-                let t = t?;
-                cache.insert(epoch, iova, t.into(), small, block);
-                return Ok(t);
-            }
-        }
-        self.translate_walk(cache, epoch, iova, write, track)
+    /// `(granule_lg2, items_lg2)` of the geometry.
+    #[inline(always)]
+    fn radix(&self) -> (u32, u32) {
+        self.const_radix()
+            .unwrap_or((self.geo.granule_lg2, self.geo.items_lg2))
     }
 
+    /// The IOTLB miss: finds the leaf through its level-0 table if the IOTLB
+    /// holds it, else by a walk; sets its flags, then caches it (and its
+    /// table) tagged with `epoch`. Out of line, so that the hit path inlines
+    /// into every caller; one frame with the walk inlined, returning in
+    /// registers, because the cost of misses is mostly how many of them the
+    /// processor overlaps, which their instruction count bounds.
     #[inline(never)]
-    fn translate_walk(
-        &self,
-        cache: &Cache,
-        epoch: u64,
-        iova: u64,
-        write: bool,
-        track: bool,
-    ) -> Result<Translation, Errno> {
+    fn translate_miss(&self, epoch: u64, iova: u64, write: bool, track: bool) -> Hit {
         let (small, block) = Self::iotlb_chunks_lg2();
+        let cache = iotlb::installed();
+        let cached_table = match cache.and_then(|c| c.lookup_upper(epoch, iova, block)) {
+            Some((table_pa, 0)) => Some(table_pa),
+            _ => None,
+        };
         loop {
-            let (entry, level, _, table) = self.walk_leaf(iova).ok_or(Errno::NOENT)?;
-            if let Some(t) = self.translate_entry(entry, level, iova, write, track) {
-                let t = t?;
-                cache.insert(epoch, iova, t.into(), small, block);
+            let walked = match cached_table {
+                Some(table_pa) => self
+                    .leaf0_entry(table_pa, iova, self.radix())
+                    .map(|entry| (entry, 0, entry.load(Ordering::Acquire), None)),
+                None => self.walk_leaf(iova),
+            };
+            let Some((entry, level, raw, table)) = walked else {
+                return Hit::fault(Errno::NOENT);
+            };
+            let Some(hit) = self.translate_entry(entry, level, raw, iova, write, track) else {
+                continue;
+            };
+            if let (Some(cache), None) = (cache, hit.errno()) {
+                cache.insert(epoch, iova, hit, small, block);
                 if let (0, Some(table_pa)) = (level, table) {
                     cache.insert_table(epoch, iova, table_pa, block);
                 }
-                return Ok(t);
             }
+            return hit;
         }
     }
 
@@ -659,34 +739,35 @@ impl<F: Format> PageTable<F> {
     pub fn translate_uncached(&self, iova: u64, write: bool) -> Result<Translation, Errno> {
         let track = write && self.dirty_tracking.load(Ordering::Relaxed);
         loop {
-            let (entry, level, _) = self.walk(iova).ok_or(Errno::NOENT)?;
-            if let Some(t) = self.translate_entry(entry, level, iova, write, track) {
-                return t;
+            let (entry, level, raw) = self.walk(iova).ok_or(Errno::NOENT)?;
+            if let Some(hit) = self.translate_entry(entry, level, raw, iova, write, track) {
+                return hit.get();
             }
         }
     }
 
-    /// The translation by the entry `entry` at `level` that a walk for `iova`
-    /// reached: checks it is a leaf allowing the access and sets the accessed
-    /// (and, when tracking a write, dirty) flags atomically, as the hardware
-    /// does. `None` if the entry changed before the flags could be set (the
-    /// caller walks again).
+    /// The translation by the entry `entry` at `level`, of value `raw`, that
+    /// a walk for `iova` reached: checks it is a leaf allowing the access and
+    /// sets the accessed (and, when tracking a write, dirty) flags
+    /// atomically, as the hardware does. `None` if the entry changed before
+    /// the flags could be set (the caller walks again).
     #[inline(always)]
     fn translate_entry(
         &self,
         entry: &AtomicU64,
         level: u32,
+        raw: u64,
         iova: u64,
         write: bool,
         track: bool,
-    ) -> Option<Result<Translation, Errno>> {
+    ) -> Option<Hit> {
         let needed = if write { Prot::WRITE } else { Prot::READ };
-        let raw = entry.load(Ordering::Acquire);
         if self.fmt.entry_kind(level, raw) != EntryKind::Leaf {
-            return Some(Err(Errno::NOENT));
+            return Some(Hit::fault(Errno::NOENT));
         }
-        if !self.fmt.leaf_prot(level, raw).contains(needed) {
-            return Some(Err(Errno::PERM));
+        let prot = self.fmt.leaf_prot(level, raw);
+        if !prot.contains(needed) {
+            return Some(Hit::fault(Errno::PERM));
         }
         let mut new = self.fmt.set_accessed(raw);
         if track {
@@ -699,16 +780,15 @@ impl<F: Format> PageTable<F> {
         {
             return None;
         }
-        let shift = self.shifts[level as usize & 7];
-        let size = 1u64.wrapping_shl(shift);
-        Some(Ok(Translation {
-            pa: self
-                .fmt
-                .leaf_pa(level, new)
-                .wrapping_add(iova & size.wrapping_sub(1)),
-            leaf_size: size,
-            prot: self.fmt.leaf_prot(level, new),
-        }))
+        let size = 1u64.wrapping_shl(self.shift_at(level));
+        // The accessed and dirty flags change neither the address nor the
+        // permissions of a leaf.
+        let pa = self.fmt.leaf_pa(level, new);
+        Some(Hit::leaf(
+            pa.wrapping_add(iova & size.wrapping_sub(1)),
+            size,
+            prot,
+        ))
     }
 
     /// Enables or disables dirty tracking (whether `translate` records writes).
@@ -793,8 +873,48 @@ fn pick_pgsize(sizes: u64, iova: u64, pa: u64, len: u64) -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{iotlb, pick_pgsize, PageTable, Prot};
-    use crate::fmt::{VtdSs, VtdSsConfig};
+    use uapi::Errno;
+
+    use super::{iotlb, pick_pgsize, Hit, PageTable, Prot, Translation};
+    use crate::fmt::{ArmV8, ArmV8Config, VtdSs, VtdSsConfig};
+    use crate::Format;
+
+    /// The two-word form that the IOTLB paths return in registers gives back
+    /// every translation and errno it was made from.
+    #[test]
+    fn hits_unpack_to_what_was_packed() {
+        for size_lg2 in 8..63 {
+            for bits in 0..=Prot::all().bits() {
+                let t = Translation {
+                    pa: 0x1234_5678_9abc_u64.wrapping_mul(u64::from(bits) + 1),
+                    leaf_size: 1 << size_lg2,
+                    prot: Prot::from_bits_retain(bits),
+                };
+                assert_eq!(Hit::from(t).get(), Ok(t));
+                assert_eq!(Hit::from(t).errno(), None);
+            }
+        }
+        for e in [Errno::NOENT, Errno::PERM] {
+            assert_eq!(Hit::from(Err::<Translation, _>(e)).get(), Err(e));
+        }
+    }
+
+    /// The readers' fast paths shift by constants for formats of a fixed
+    /// radix and for the smallest radix of the others; other radixes read
+    /// their geometry.
+    #[test]
+    fn constant_radix_for_fixed_formats_and_the_smallest_arm_granule() {
+        let vtd = PageTable::<VtdSs>::new(VtdSsConfig::FOUR_LEVEL).unwrap();
+        assert_eq!(vtd.const_radix(), Some((12, 9)));
+        let arm4k = PageTable::<ArmV8>::new(ArmV8Config::S1_4K).unwrap();
+        assert_eq!(arm4k.const_radix(), Some(ArmV8::MIN_RADIX));
+        for cfg in [ArmV8Config::S1_16K, ArmV8Config::S2_64K] {
+            let pt = PageTable::<ArmV8>::new(cfg).unwrap();
+            assert_eq!(pt.const_radix(), None);
+            let geo = pt.geometry();
+            assert_eq!(pt.radix(), (geo.granule_lg2, geo.items_lg2));
+        }
+    }
 
     const SIZES: u64 = (1 << 12) | (1 << 21) | (1 << 30);
 

@@ -53,33 +53,54 @@ impl<F: Format> PageTable<F> {
     /// the entry (`None` for the top table).
     ///
     /// The reader's hot path (every IOTLB miss): specialised for the usual
-    /// level counts so that the per-level loop unrolls with constant levels;
-    /// shifts, masks and the input width are precomputed, and index arithmetic
-    /// is wrapping (every value is masked or bounds-checked before use).
+    /// level counts and for constant radixes ([`PageTable::const_radix`]),
+    /// so that the per-level loop unrolls with constant levels, shifts and
+    /// masks; other geometries read them precomputed. Index arithmetic is
+    /// wrapping (every value is masked or bounds-checked before use).
     #[inline(always)]
     pub(crate) fn walk_leaf(&self, iova: u64) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
+        let Some(radix) = self.const_radix() else {
+            return self.walk_dyn(iova, self.geo.top_level());
+        };
         match self.geo.top_level() {
-            3 => self.walk_from(iova, 3),
-            2 => self.walk_from(iova, 2),
-            4 => self.walk_from(iova, 4),
+            3 => self.walk_from(iova, 3, Some(radix)),
+            2 => self.walk_from(iova, 2, Some(radix)),
+            4 => self.walk_from(iova, 4, Some(radix)),
             top => self.walk_dyn(iova, top),
         }
     }
 
+    /// The walk for the other level counts and radixes.
     #[inline(never)]
     fn walk_dyn(&self, iova: u64, top: u32) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
-        self.walk_from(iova, top)
+        self.walk_from(iova, top, None)
     }
 
-    /// The walk from the top table at level `top` (a constant where inlined).
+    /// The walk from the top table at level `top` (a constant where inlined)
+    /// with the given `(granule_lg2, items_lg2)` (constants where inlined;
+    /// `None`: the geometry's).
     #[inline(always)]
-    fn walk_from(&self, iova: u64, top: u32) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
+    fn walk_from(
+        &self,
+        iova: u64,
+        top: u32,
+        radix: Option<(u32, u32)>,
+    ) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
+        let shift = |level: u32| match radix {
+            Some((granule_lg2, items_lg2)) => {
+                granule_lg2.wrapping_add(level.wrapping_mul(items_lg2))
+            }
+            None => self.shifts[level as usize & 7],
+        };
+        let item_mask = match radix {
+            Some((_, items_lg2)) => (1usize << items_lg2) - 1,
+            None => self.item_mask,
+        };
         if iova > self.iova_last {
             return None;
         }
         let table = self.arena.top();
-        let index = (iova.wrapping_shr(self.shifts[top as usize & 7]) as usize)
-            & table.len().wrapping_sub(1);
+        let index = (iova.wrapping_shr(shift(top)) as usize) & table.len().wrapping_sub(1);
         let mut entry = table.get(index)?;
         let mut table_pa = None;
         let mut level = top;
@@ -91,8 +112,7 @@ impl<F: Format> PageTable<F> {
                 EntryKind::Table if level == 0 => return None,
                 EntryKind::Table => {
                     level = level.wrapping_sub(1);
-                    let index = (iova.wrapping_shr(self.shifts[level as usize & 7]) as usize)
-                        & self.item_mask;
+                    let index = (iova.wrapping_shr(shift(level)) as usize) & item_mask;
                     let pa = self.fmt.table_pa(raw);
                     entry = self.arena.entry_at(pa, index)?;
                     table_pa = Some(pa);

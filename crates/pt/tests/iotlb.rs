@@ -440,5 +440,6 @@ fn translate_run_cached_answers_as_translate_run_or_declines() {
     translate_run_cached_agrees::<VtdSs>(VtdSsConfig::FOUR_LEVEL);
     translate_run_cached_agrees::<AmdV1>(AmdV1Config::FOUR_LEVEL);
     translate_run_cached_agrees::<ArmV8>(ArmV8Config::S1_4K);
+    translate_run_cached_agrees::<ArmV8>(ArmV8Config::S1_16K);
     translate_run_cached_agrees::<ArmV8>(ArmV8Config::S2_64K);
 }
