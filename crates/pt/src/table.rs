@@ -415,7 +415,15 @@ impl<F: Format> PageTable<F> {
     /// formats with a fixed radix.
     #[inline(always)]
     pub(crate) fn shift_at(&self, level: u32) -> u32 {
-        match F::FIXED_RADIX {
+        self.shift_with(F::FIXED_RADIX, level)
+    }
+
+    /// lg2 of the bytes an entry at `level` covers, computed from `radix`
+    /// (`(granule_lg2, items_lg2)`, constants where inlined) or, for
+    /// `None`, read from the precomputed shifts.
+    #[inline(always)]
+    pub(crate) fn shift_with(&self, radix: Option<(u32, u32)>, level: u32) -> u32 {
+        match radix {
             Some((granule_lg2, items_lg2)) => {
                 granule_lg2.wrapping_add(level.wrapping_mul(items_lg2))
             }

@@ -86,12 +86,7 @@ impl<F: Format> PageTable<F> {
         top: u32,
         radix: Option<(u32, u32)>,
     ) -> Option<(&AtomicU64, u32, u64, Option<u64>)> {
-        let shift = |level: u32| match radix {
-            Some((granule_lg2, items_lg2)) => {
-                granule_lg2.wrapping_add(level.wrapping_mul(items_lg2))
-            }
-            None => self.shifts[level as usize & 7],
-        };
+        let shift = |level: u32| self.shift_with(radix, level);
         let item_mask = match radix {
             Some((_, items_lg2)) => (1usize << items_lg2) - 1,
             None => self.item_mask,
