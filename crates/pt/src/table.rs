@@ -627,12 +627,12 @@ impl<F: Format> PageTable<F> {
     /// The small-leaf miss that the level-1 slot answers without a walk or a
     /// locked instruction: a cached large leaf, or a level-0 leaf, loaded
     /// afresh through its cached table, whose accessed flag is already set
-    /// (which is then cached). `upper` is what [`Cache::lookup_upper`] found
+    /// (cached if the IOTLB admits it: module `iotlb`). `upper` is what [`Cache::lookup_upper`] found
     /// for `iova`. `None` sends the caller down the slow path, which also
     /// decides the errno.
     ///
-    /// `fill`: whether a leaf found through a cached table is added to the
-    /// small-leaf slots.
+    /// `fill`: whether a leaf found through a cached table may be added to
+    /// the small-leaf slots.
     #[inline(always)]
     fn translate_near(
         &self,
@@ -678,7 +678,7 @@ impl<F: Format> PageTable<F> {
         let g = radix.0;
         let size = 1u64.wrapping_shl(g);
         let hit = Hit::leaf(pa.wrapping_add(iova & size.wrapping_sub(1)), size, prot);
-        if fill {
+        if fill && cache.admit(iova, small) {
             cache.insert(epoch, iova, hit, small, block);
         }
         Some(hit)
@@ -957,7 +957,7 @@ mod tests {
     /// A DMA that reaches the end of its page is streaming: its leaf is
     /// found through the cached table and neither looked up in nor added to
     /// the small-leaf slots; one that ends inside its page is cached there
-    /// for the next access.
+    /// by its second access.
     #[test]
     fn streaming_dmas_leave_the_small_slots_alone() {
         const K4: u64 = 1 << 12;
@@ -992,11 +992,48 @@ mod tests {
             assert!(!cached(iova), "streaming DMA at {iova:#x} cached");
         }
         for iova in [0x40_5000, 0x40_6f00] {
-            let run = pt
-                .translate_run_cached(iova, 0x80, false)
-                .expect("IOTLB answers");
-            assert_eq!(run.pa, 0x8000_0000 + iova - 0x40_0000);
+            for _ in 0..2 {
+                let run = pt
+                    .translate_run_cached(iova, 0x80, false)
+                    .expect("IOTLB answers");
+                assert_eq!(run.pa, 0x8000_0000 + iova - 0x40_0000);
+            }
             assert!(cached(iova), "DMA inside the page at {iova:#x} not cached");
         }
+    }
+
+    /// The near path caches a leaf on its second use in a row, and one used
+    /// once on every `ADMIT_EVERY`th near-path translation only: leaves
+    /// used once do not evict the cached ones.
+    #[test]
+    fn near_path_caches_leaves_used_twice_or_every_few() {
+        const K4: u64 = 1 << 12;
+        let pages = 4 * iotlb::ADMIT_EVERY;
+        let pt = PageTable::<VtdSs>::new(VtdSsConfig::FOUR_LEVEL).unwrap();
+        pt.map_pages(0x40_0000, 0x8000_0000, K4, pages + 2, Prot::READ)
+            .unwrap();
+        for page in 0..pages + 2 {
+            pt.translate_uncached(0x40_0000 + page * K4, false).unwrap();
+        }
+        // The walk caches the block's leaf table (and its own leaf).
+        pt.translate(0x40_0000, false).unwrap();
+        let small = PageTable::<VtdSs>::iotlb_chunks_lg2().0;
+        let cached = |iova: u64| {
+            iotlb::installed()
+                .and_then(|c| c.lookup_small(pt.iotlb.epoch(), iova, Prot::READ, small))
+                .is_some()
+        };
+        // Twice in a row: cached whatever the count.
+        let twice = 0x40_0000 + (pages + 1) * K4;
+        pt.translate(twice, false).unwrap();
+        pt.translate(twice, false).unwrap();
+        assert!(cached(twice));
+        let once: Vec<u64> = (1..=pages).map(|p| 0x40_0000 + p * K4).collect();
+        for &iova in &once {
+            let t = pt.translate(iova, false).unwrap();
+            assert_eq!(t.pa, 0x8000_0000 + iova - 0x40_0000);
+        }
+        let admitted = once.iter().filter(|&&iova| cached(iova)).count();
+        assert_eq!(admitted as u64, pages / iotlb::ADMIT_EVERY);
     }
 }
