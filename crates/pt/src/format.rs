@@ -222,14 +222,24 @@ pub trait Format: Send + Sync + Sized + 'static {
     /// `raw` marked write-clean.
     fn make_clean(&self, raw: u64) -> u64;
 
-    /// The output address and permissions of `raw`, read at level 0, if it is
-    /// a leaf whose accessed flag is already set; `None` otherwise. The
-    /// IOTLB's fill path without a walk: a leaf whose flag still has to be set
-    /// takes the path with the compare-and-swap.
+    /// The output address of `raw`, read at level 0, if it is a leaf whose
+    /// accessed flag is already set; `None` otherwise. The IOTLB's fill path
+    /// without a walk: a leaf whose flag still has to be set takes the path
+    /// with the compare-and-swap.
     #[inline(always)]
-    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+    fn accessed_leaf0(&self, raw: u64) -> Option<u64> {
         (self.entry_kind(0, raw) == EntryKind::Leaf && self.set_accessed(raw) == raw)
-            .then(|| (self.leaf_pa(0, raw), self.leaf_prot(0, raw)))
+            .then(|| self.leaf_pa(0, raw))
+    }
+
+    /// Whether level-0 leaf `raw` allows `needed`, as
+    /// `leaf_prot(0, raw).contains(needed)`. A format whose decode loads from
+    /// a table answers [`Prot::READ`] and [`Prot::WRITE`] from the entry's
+    /// bits, so that the IOTLB's near path branches on the entry alone and
+    /// the decode only feeds its result.
+    #[inline(always)]
+    fn leaf0_allows(&self, raw: u64, needed: Prot) -> bool {
+        self.leaf_prot(0, raw).contains(needed)
     }
 
     /// Encodes a full leaf: attributes plus output address.

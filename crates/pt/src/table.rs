@@ -671,17 +671,22 @@ impl<F: Format> PageTable<F> {
     ) -> Option<Hit> {
         let (small, block) = Self::iotlb_chunks_lg2();
         let entry = self.leaf0_entry(table_pa, iova, radix)?;
-        let (pa, prot) = self.fmt.accessed_leaf0(entry.load(Ordering::Acquire))?;
-        if !prot.contains(needed) {
+        let raw = entry.load(Ordering::Acquire);
+        let pa = self.fmt.accessed_leaf0(raw)?;
+        if !self.fmt.leaf0_allows(raw, needed) {
             return None;
         }
-        let g = radix.0;
-        let size = 1u64.wrapping_shl(g);
-        let hit = Hit::leaf(pa.wrapping_add(iova & size.wrapping_sub(1)), size, prot);
+        let size = 1u64.wrapping_shl(radix.0);
+        let pa = pa.wrapping_add(iova & size.wrapping_sub(1));
+        // The permissions are decoded where they are used: for the slot of
+        // an admitted leaf, and for a caller that reads them (the processor
+        // retires nothing past a load before it completes, so a decode by
+        // table lookup that nobody uses would cost every miss).
         if fill && cache.admit(iova, small) {
+            let hit = Hit::leaf(pa, size, self.fmt.leaf_prot(0, raw));
             cache.insert(epoch, iova, hit, small, block);
         }
-        Some(hit)
+        Some(Hit::leaf(pa, size, self.fmt.leaf_prot(0, raw)))
     }
 
     /// The entry for `iova` in the level-0 table at `table_pa` (a table the

@@ -278,10 +278,10 @@ impl Format for AmdV1 {
     }
 
     #[inline(always)]
-    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+    fn accessed_leaf0(&self, raw: u64) -> Option<u64> {
         // A present level-1 (AMD) PTE is a leaf; the granule is 4 KiB, so the
         // address field is the page address.
-        (raw & PR != 0 && raw & A != 0).then(|| (raw & ADDR, self.core.leaf_prot(raw)))
+        (raw & PR != 0 && raw & A != 0).then_some(raw & ADDR)
     }
 
     amd_core_format_methods!();

@@ -188,6 +188,36 @@ pub struct ArmV8 {
     /// bits below the granule.
     page_addr: u64,
     prot_of: ProtTable,
+    access: AccessBits,
+}
+
+/// The bits of a leaf that grant reads and writes, for a test on the entry
+/// alone ([`Format::leaf0_allows`]): reads need all of `read_all`; writes
+/// need one of `write_any` set after flipping `write_flip`.
+#[derive(Clone, Copy, Debug)]
+struct AccessBits {
+    read_all: u64,
+    write_flip: u64,
+    write_any: u64,
+}
+
+impl AccessBits {
+    fn new(stage: Stage) -> AccessBits {
+        match stage {
+            // Always readable; writable unless AP[2] says read-only, or
+            // writable-clean (DBM).
+            Stage::S1 => AccessBits {
+                read_all: 0,
+                write_flip: AP_RDONLY,
+                write_any: AP_RDONLY | DBM,
+            },
+            Stage::S2 => AccessBits {
+                read_all: S2AP_READ,
+                write_flip: 0,
+                write_any: S2AP_WRITE | DBM,
+            },
+        }
+    }
 }
 
 /// The leaf permissions of one stage by the bits that decide them: bits 7:2
@@ -353,6 +383,7 @@ impl Format for ArmV8 {
             hw_dirty: cfg.hw_dirty,
             page_addr: log2::align_down(ADDR, g),
             prot_of: ProtTable::new(cfg.stage),
+            access: AccessBits::new(cfg.stage),
         })
     }
 
@@ -411,9 +442,19 @@ impl Format for ArmV8 {
     }
 
     #[inline(always)]
-    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
-        (raw & TYPE_MASK == TYPE_TABLE_OR_PAGE && raw & AF != 0)
-            .then(|| (raw & self.page_addr, self.leaf_prot(0, raw)))
+    fn accessed_leaf0(&self, raw: u64) -> Option<u64> {
+        (raw & TYPE_MASK == TYPE_TABLE_OR_PAGE && raw & AF != 0).then_some(raw & self.page_addr)
+    }
+
+    #[inline(always)]
+    fn leaf0_allows(&self, raw: u64, needed: Prot) -> bool {
+        if !(Prot::READ | Prot::WRITE).contains(needed) {
+            return self.leaf_prot(0, raw).contains(needed);
+        }
+        let a = self.access;
+        let read = raw & a.read_all == a.read_all;
+        let write = (raw ^ a.write_flip) & a.write_any != 0;
+        (read || !needed.contains(Prot::READ)) && (write || !needed.contains(Prot::WRITE))
     }
 
     #[inline]
@@ -486,11 +527,20 @@ mod tests {
                     let mask = ProtTable::raw_of((1 << 10) - 1);
                     let raw = (x & !mask) | deciding;
                     assert_eq!(ProtTable::index(raw), i);
-                    assert_eq!(
-                        fmt.leaf_prot(0, raw),
-                        ArmV8::decode_prot(stage, raw),
-                        "{raw:#x}"
-                    );
+                    let prot = ArmV8::decode_prot(stage, raw);
+                    assert_eq!(fmt.leaf_prot(0, raw), prot, "{raw:#x}");
+                    for needed in [
+                        Prot::READ,
+                        Prot::WRITE,
+                        Prot::READ | Prot::WRITE,
+                        Prot::NOEXEC,
+                    ] {
+                        assert_eq!(
+                            fmt.leaf0_allows(raw, needed),
+                            prot.contains(needed),
+                            "{raw:#x} {needed:?}"
+                        );
+                    }
                 }
             }
         }

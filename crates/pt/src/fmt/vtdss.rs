@@ -122,9 +122,9 @@ impl Format for VtdSs {
     }
 
     #[inline(always)]
-    fn accessed_leaf0(&self, raw: u64) -> Option<(u64, Prot)> {
+    fn accessed_leaf0(&self, raw: u64) -> Option<u64> {
         // An SS-PTE is a leaf whenever R or W is set; ADDR is 4 KiB aligned.
-        (raw & (R | W) != 0 && raw & A != 0).then(|| (raw & ADDR, self.leaf_prot(0, raw)))
+        (raw & (R | W) != 0 && raw & A != 0).then_some(raw & ADDR)
     }
 
     fn encode_table(&self, _level: u32, table_pa: u64) -> u64 {
