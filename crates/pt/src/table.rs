@@ -959,6 +959,25 @@ mod tests {
         );
     }
 
+    /// Sets the accessed flags of the first `pages` 4 KiB leaves from
+    /// 0x40_0000 without caching anything, then caches the leaf table of
+    /// their block and the first leaf by a walk.
+    fn accessed_with_table_cached(pt: &PageTable<VtdSs>, pages: u64) {
+        for page in 0..pages {
+            pt.translate_uncached(0x40_0000 + (page << 12), false)
+                .unwrap();
+        }
+        pt.translate(0x40_0000, false).unwrap();
+    }
+
+    /// Whether this thread's small slots hold a readable leaf for `iova`.
+    fn small_slot_holds(pt: &PageTable<VtdSs>, iova: u64) -> bool {
+        let small = PageTable::<VtdSs>::iotlb_chunks_lg2().0;
+        iotlb::installed()
+            .and_then(|c| c.lookup_small(pt.iotlb.epoch(), iova, Prot::READ, small))
+            .is_some()
+    }
+
     /// A DMA that reaches the end of its page is streaming: its leaf is
     /// found through the cached table and neither looked up in nor added to
     /// the small-leaf slots; one that ends inside its page is cached there
@@ -971,18 +990,8 @@ mod tests {
             .unwrap();
         // A leaf not yet accessed needs a locked update: the slow path's.
         assert_eq!(pt.translate_run_cached(0x40_1000, K4, false), None);
-        // Sets the accessed flags without caching anything.
-        for page in 1..8 {
-            pt.translate_uncached(0x40_0000 + page * K4, false).unwrap();
-        }
-        // Caches the leaf table of the block, and the first leaf.
-        pt.translate(0x40_0000, false).unwrap();
-        let small = PageTable::<VtdSs>::iotlb_chunks_lg2().0;
-        let cached = |iova: u64| {
-            iotlb::installed()
-                .and_then(|c| c.lookup_small(pt.iotlb.epoch(), iova, Prot::READ, small))
-                .is_some()
-        };
+        accessed_with_table_cached(&pt, 8);
+        let cached = |iova: u64| small_slot_holds(&pt, iova);
         assert!(cached(0x40_0000));
         for (iova, len) in [
             (0x40_1000, K4),
@@ -1017,17 +1026,8 @@ mod tests {
         let pt = PageTable::<VtdSs>::new(VtdSsConfig::FOUR_LEVEL).unwrap();
         pt.map_pages(0x40_0000, 0x8000_0000, K4, pages + 2, Prot::READ)
             .unwrap();
-        for page in 0..pages + 2 {
-            pt.translate_uncached(0x40_0000 + page * K4, false).unwrap();
-        }
-        // The walk caches the block's leaf table (and its own leaf).
-        pt.translate(0x40_0000, false).unwrap();
-        let small = PageTable::<VtdSs>::iotlb_chunks_lg2().0;
-        let cached = |iova: u64| {
-            iotlb::installed()
-                .and_then(|c| c.lookup_small(pt.iotlb.epoch(), iova, Prot::READ, small))
-                .is_some()
-        };
+        accessed_with_table_cached(&pt, pages + 2);
+        let cached = |iova: u64| small_slot_holds(&pt, iova);
         // Twice in a row: cached whatever the count.
         let twice = 0x40_0000 + (pages + 1) * K4;
         pt.translate(twice, false).unwrap();
