@@ -52,7 +52,7 @@
 //! table is always loaded afresh.
 //!
 //! Admission: a leaf found through a cached level-0 table (the *near* path)
-//! cost one entry load more than a hit; caching it costs a store to its slot
+//! costs one entry load more than a hit; caching it costs a store to its slot
 //! line and evicts the leaf the slot held. A leaf used once (random DMA over
 //! a large buffer, many scattered areas) gains nothing from that store, so
 //! the near path caches a leaf only on its second use in a row (a device

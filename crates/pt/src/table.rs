@@ -627,9 +627,9 @@ impl<F: Format> PageTable<F> {
     /// The small-leaf miss that the level-1 slot answers without a walk or a
     /// locked instruction: a cached large leaf, or a level-0 leaf, loaded
     /// afresh through its cached table, whose accessed flag is already set
-    /// (cached if the IOTLB admits it: module `iotlb`). `upper` is what [`Cache::lookup_upper`] found
-    /// for `iova`. `None` sends the caller down the slow path, which also
-    /// decides the errno.
+    /// (cached if the IOTLB admits it: module `iotlb`). `upper` is what
+    /// [`Cache::lookup_upper`] found for `iova`. `None` sends the caller down
+    /// the slow path, which also decides the errno.
     ///
     /// `fill`: whether a leaf found through a cached table may be added to
     /// the small-leaf slots.
