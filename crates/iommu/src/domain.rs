@@ -342,6 +342,17 @@ pub trait Domain: Send + Sync + Any {
         self.dma_translate(iova, write).into()
     }
 
+    /// A number that names the domain's present translations for DMA in the
+    /// given direction, or `None` (the default) if a DMA engine must not
+    /// reuse a translation: a run [`Self::dma_translate_run`] returned stays
+    /// valid while the token read before that call is unchanged. Every unmap
+    /// changes it before returning; tokens are never 0 and never reused, by
+    /// this domain or another (see [`crate::DmaHandle`]).
+    fn dma_cache_token(&self, write: bool) -> Option<u64> {
+        let _ = write;
+        None
+    }
+
     /// Flushes the IOTLB after unmaps.
     fn iotlb_sync(&self) {}
 

@@ -538,6 +538,24 @@ impl<F: Format> PageTable<F> {
         Some(self.run_from(epoch, hit, iova, len, write))
     }
 
+    /// A number that names the table's present translations for a DMA of
+    /// the given direction, or `None` if that direction must not reuse a
+    /// translation (writes while dirty tracking is enabled: each must set
+    /// its leaf's dirty flag).
+    ///
+    /// A run that [`Self::translate_run`] returned stays valid while the
+    /// token read before the translation is unchanged: every unmap changes
+    /// it (before it returns), and maps only fill empty entries. Tokens are
+    /// never reused, by this table or any other. A DMA engine may keep runs
+    /// with their token, as a device keeps translations in its own TLB.
+    #[inline]
+    pub fn dma_cache_token(&self, write: bool) -> Option<u64> {
+        if write && self.dirty_tracking.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.iotlb.epoch())
+    }
+
     /// The run of a DMA of `len` bytes at `iova` whose first leaf translates
     /// as `hit` (found in table state `epoch`).
     #[inline(always)]

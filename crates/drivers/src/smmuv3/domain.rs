@@ -274,6 +274,10 @@ impl Domain for SmmuDomain {
         }
     }
 
+    fn dma_cache_token(&self, write: bool) -> Option<u64> {
+        self.fin.get()?.pt.dma_cache_token(write)
+    }
+
     fn dirty_ops(&self) -> Option<&dyn DirtyOps> {
         match self.fin.get() {
             Some(fin) if fin.dirty => Some(self),

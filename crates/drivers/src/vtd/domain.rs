@@ -232,6 +232,10 @@ impl Domain for VtdDomain {
         crate::dma_translate_run(&self.pt, iova, len, write)
     }
 
+    fn dma_cache_token(&self, write: bool) -> Option<u64> {
+        self.pt.dma_cache_token(write)
+    }
+
     /// `intel_iommu_enforce_cache_coherency`.
     fn enforce_cache_coherency(&self) -> bool {
         if self.force_snooping() {
