@@ -27,7 +27,7 @@ pub mod topology;
 pub mod user;
 
 pub use device::{AttachHandle, Device, DeviceDesc, Group, OwnerId, NO_PASID};
-pub use dma::DmaHandle;
+pub use dma::{DmaHandle, DMA_AHEAD};
 pub use domain::{
     live_domains, DirtyOps, DirtyRecorder, DmaRun, DmaTranslation, Domain, DomainCore, DomainType,
     Geometry, DIRTY_NO_CLEAR,

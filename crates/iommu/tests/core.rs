@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -813,5 +814,131 @@ fn cache_coherency_enforcement_is_granted_or_refused_by_the_domain() {
     assert!(
         d.dirty_ops().is_none(),
         "no dirty tracking unless allocated with it"
+    );
+}
+
+// ---- DMA handles -------------------------------------------------------------------
+
+/// The calls a DMA handle made of its domain's `dma_translate_run` since the
+/// last look: (iova, len, write).
+fn translations(d: &Arc<dyn Domain>) -> Vec<(u64, u64, bool)> {
+    std::mem::take(&mut *TestDomain::of(d).dma_translations.lock().unwrap())
+}
+
+#[test]
+fn dma_handles_keep_runs_translate_streams_ahead_and_drop_runs_at_unmap() {
+    const BASE: u64 = 0x4000_0000;
+    const PA: u64 = 0x1_0000_0000;
+    const K64: u64 = 64 << 10;
+    let (p, iommu) = setup(Config::default());
+    let a = p.probe(&iommu.ops(), desc("a")).unwrap();
+    let d = a.group().default_domain().unwrap();
+    // 8 MiB of 4 KiB leaves, output contiguous.
+    d.map_pages(BASE, PA, 0x1000, 2048, Prot::READ | Prot::WRITE)
+        .unwrap();
+    let mut h = iommu::DmaHandle::new(a.clone());
+    let run = |h: &mut iommu::DmaHandle, iova: u64, len: u64, write: bool| {
+        h.dma_translate_run(iova, len, write).map(|t| (t.pa, t.len))
+    };
+
+    // Without a token every DMA translates, and only what it asks for.
+    for i in 0..3 {
+        let at = BASE + i * K64;
+        assert_eq!(run(&mut h, at, K64, true), Ok((PA + i * K64, K64)));
+    }
+    assert_eq!(
+        translations(&d),
+        (0..3)
+            .map(|i| (BASE + i * K64, K64, true))
+            .collect::<Vec<_>>()
+    );
+
+    // With one: a run of several leaves is kept, so the next DMA, starting
+    // where it ends, is translated ahead; the DMAs after it use that run.
+    TestDomain::of(&d)
+        .dma_token
+        .store(1 << 40, Ordering::Relaxed);
+    assert_eq!(run(&mut h, BASE, K64, true), Ok((PA, K64)));
+    assert_eq!(
+        run(&mut h, BASE + K64, K64, true),
+        Ok((PA + K64, iommu::DMA_AHEAD))
+    );
+    for i in 2..16 {
+        let at = BASE + i * K64;
+        assert_eq!(
+            run(&mut h, at, K64, true),
+            Ok((PA + i * K64, iommu::DMA_AHEAD - (i - 1) * K64))
+        );
+    }
+    assert_eq!(
+        translations(&d),
+        [(BASE, K64, true), (BASE + K64, iommu::DMA_AHEAD, true)]
+    );
+
+    // Reads keep their own run. A DMA elsewhere is not translated ahead,
+    // and DMAs of a page or less keep nothing: the next one, right after
+    // it, is not taken for a stream.
+    let r = BASE + 5 * K64;
+    assert_eq!(run(&mut h, r, 0x2000, false), Ok((PA + 5 * K64, 0x2000)));
+    assert_eq!(
+        run(&mut h, r + 0x1000, 8, false),
+        Ok((PA + 5 * K64 + 0x1000, 0x1000))
+    );
+    let w = BASE + 40 * K64;
+    assert_eq!(run(&mut h, w, 0x1000, true), Ok((PA + 40 * K64, 0x1000)));
+    assert_eq!(
+        run(&mut h, w + 0x1000, 0x1000, true),
+        Ok((PA + 40 * K64 + 0x1000, 0x1000))
+    );
+    assert_eq!(
+        translations(&d),
+        [
+            (r, 0x2000, false),
+            (w, 0x1000, true),
+            (w + 0x1000, 0x1000, true)
+        ]
+    );
+
+    // An unmap ends every kept run: the next DMA translates again, and the
+    // unmapped page faults although a kept run covered it.
+    assert_eq!(run(&mut h, w, K64, true), Ok((PA + 40 * K64, K64)));
+    assert_eq!(
+        run(&mut h, w + K64, K64, true),
+        Ok((PA + 41 * K64, iommu::DMA_AHEAD))
+    );
+    assert_eq!(
+        translations(&d),
+        [(w, K64, true), (w + K64, iommu::DMA_AHEAD, true)]
+    );
+    assert_eq!(d.unmap_pages(BASE + 44 * K64, 0x1000, 1), 0x1000);
+    assert_eq!(run(&mut h, BASE + 44 * K64, 8, true), Err(Errno::NOENT));
+    assert_eq!(
+        run(&mut h, BASE + 42 * K64, 8, true),
+        Ok((PA + 42 * K64, 0x1000))
+    );
+    assert_eq!(run(&mut h, r, 8, false), Ok((PA + 5 * K64, 0x1000)));
+    assert_eq!(
+        translations(&d),
+        [
+            (BASE + 44 * K64, 8, true),
+            (BASE + 42 * K64, 8, true),
+            (r, 8, false),
+        ]
+    );
+
+    // A replace drops them too: the new domain translates.
+    let d2 = iommu.ops().domain_alloc_paging(&a).unwrap();
+    d2.map_pages(BASE, PA + (1 << 30), 0x1000, 16, Prot::READ | Prot::WRITE)
+        .unwrap();
+    TestDomain::of(&d2)
+        .dma_token
+        .store(2 << 40, Ordering::Relaxed);
+    a.group().attach(&d2).unwrap();
+    assert_eq!(run(&mut h, BASE + 42 * K64 + 8, 8, true), Err(Errno::NOENT));
+    assert_eq!(run(&mut h, BASE, 8, true), Ok((PA + (1 << 30), 0x1000)));
+    assert!(translations(&d).is_empty());
+    assert_eq!(
+        translations(&d2),
+        [(BASE + 42 * K64 + 8, 8, true), (BASE, 8, true)]
     );
 }

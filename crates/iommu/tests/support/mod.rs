@@ -12,8 +12,8 @@ use std::sync::{Arc, Barrier, Mutex};
 
 use iommu::ops::alloc_flags;
 use iommu::{
-    Cap, Device, DeviceDesc, Domain, DomainCore, DomainType, DriverId, Geometry, IommuOps,
-    ProbeInfo, Prot, ResvRegion,
+    Cap, Device, DeviceDesc, DmaRun, DmaTranslation, Domain, DomainCore, DomainType, DriverId,
+    Geometry, IommuOps, ProbeInfo, Prot, ResvRegion,
 };
 use uapi::Errno;
 
@@ -120,6 +120,10 @@ pub struct TestDomain {
     events: Arc<Mutex<Vec<Event>>>,
     /// When set, `map_pages` waits here twice (to stop a mapper mid-way).
     pub map_gate: Mutex<Option<Arc<Barrier>>>,
+    /// `dma_cache_token`: `None` while 0; every unmap bumps a non-zero one.
+    pub dma_token: AtomicU64,
+    /// Every `dma_translate_run` call: (iova, len, write).
+    pub dma_translations: Mutex<Vec<(u64, u64, bool)>>,
 }
 
 impl TestDomain {
@@ -142,6 +146,8 @@ impl TestDomain {
             leaves: Mutex::new(BTreeMap::new()),
             events,
             map_gate: Mutex::new(None),
+            dma_token: AtomicU64::new(0),
+            dma_translations: Mutex::new(Vec::new()),
         })
     }
 
@@ -240,6 +246,10 @@ impl Domain for TestDomain {
                 None => break,
             }
         }
+        let token = self.dma_token.load(Ordering::Relaxed);
+        if token != 0 {
+            self.dma_token.store(token + 1, Ordering::Release);
+        }
         done
     }
     fn iova_to_phys(&self, iova: u64) -> u64 {
@@ -248,6 +258,48 @@ impl Domain for TestDomain {
             Some((&s, &(pa, len, _))) if iova < s + len => pa + (iova - s),
             _ => 0,
         }
+    }
+    /// The leaves from `iova` on while they continue each other's output,
+    /// up to `len` bytes.
+    fn dma_translate_run(&self, iova: u64, len: u64, write: bool) -> DmaRun {
+        self.dma_translations
+            .lock()
+            .unwrap()
+            .push((iova, len, write));
+        let needed = if write { Prot::WRITE } else { Prot::READ };
+        let leaves = self.leaves.lock().unwrap();
+        let mut run: Option<DmaTranslation> = None;
+        let mut at = iova;
+        while run.map_or(0, |r| r.len) < len {
+            let Some((&s, &(pa, size, prot))) = leaves.range(..=at).next_back() else {
+                break;
+            };
+            if at >= s + size || !prot.contains(needed) {
+                break;
+            }
+            let (pa, n) = (pa + (at - s), s + size - at);
+            match &mut run {
+                None => run = Some(DmaTranslation { pa, len: n }),
+                Some(r) if r.pa + r.len == pa => r.len += n,
+                Some(_) => break,
+            }
+            at += n;
+        }
+        match run {
+            Some(r) => DmaRun::ok(r),
+            None if leaves
+                .range(..=iova)
+                .next_back()
+                .is_some_and(|(&s, &(_, size, _))| iova < s + size) =>
+            {
+                DmaRun::fault(Errno::PERM)
+            }
+            None => DmaRun::fault(Errno::NOENT),
+        }
+    }
+    fn dma_cache_token(&self, write: bool) -> Option<u64> {
+        let _ = write;
+        Some(self.dma_token.load(Ordering::Acquire)).filter(|&t| t != 0)
     }
     fn enforce_cache_coherency(&self) -> bool {
         if !self.coherency_capable {
