@@ -9,12 +9,13 @@
 //!
 //! Two entry points: [`read`]/[`write`] take a `&Device` and look its domain up
 //! under the group lock per leaf; a [`DmaHandle`] (one per DMA engine) caches
-//! the domain, revalidated by one load per DMA ([`iommu::DmaHandle`]), and is
-//! the fast path for devices issuing many DMAs. Both translate leaf by leaf
-//! (through the domain's software IOTLB, see `pt::iotlb`) and copy runs of
-//! leaves that are physically contiguous with one fault-safe copy, using
-//! non-temporal stores for copies of at least [`NT_THRESHOLD`] bytes (see
-//! [`host::uaccess::dma_copy_to_user`]).
+//! the domain, revalidated by one load per DMA, and the last run of leaves it
+//! translated in each direction, revalidated by one more (a device TLB, see
+//! [`iommu::DmaHandle`]); it is the fast path for devices issuing many DMAs.
+//! Both translate leaf by leaf (through the domain's software IOTLB, see
+//! `pt::iotlb`) and copy runs of leaves that are physically contiguous with
+//! one fault-safe copy, using non-temporal stores for copies of at least
+//! [`NT_THRESHOLD`] bytes (see [`host::uaccess::dma_copy_to_user`]).
 
 use std::sync::Arc;
 
@@ -32,12 +33,7 @@ pub const NT_THRESHOLD: usize = 32 << 10;
 /// `ENOENT` if an IOVA is not mapped (a DMA fault); `EPERM` if a mapping forbids
 /// reads; `EFAULT` if the memory behind the mapping is gone.
 pub fn read(dev: &Device, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    read_via(
-        |at, _| dev.dma_translate(at, false),
-        iova,
-        buf,
-        NT_THRESHOLD,
-    )
+    read_via(DeviceLeaves { dev, write: false }, iova, buf, NT_THRESHOLD)
 }
 
 /// Writes `buf` at `iova`, as a device DMA write (marks IOPTEs dirty when the
@@ -46,13 +42,13 @@ pub fn read(dev: &Device, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
 /// # Errors
 /// As [`read`], with `EPERM` for mappings without write permission.
 pub fn write(dev: &Device, iova: u64, buf: &[u8]) -> Result<(), Errno> {
-    write_via(|at, _| dev.dma_translate(at, true), iova, buf, NT_THRESHOLD)
+    write_via(DeviceLeaves { dev, write: true }, iova, buf, NT_THRESHOLD)
 }
 
 /// The DMA engine of one emulated device: [`read`] and [`write`] with the
-/// device's domain cached between DMAs (see [`iommu::DmaHandle`]: a DMA that
-/// starts after an attach, replace or detach returned always uses the new
-/// domain).
+/// device's domain and its last runs cached between DMAs (see
+/// [`iommu::DmaHandle`]: a DMA that starts after an attach, replace, detach
+/// or unmap returned never uses what was cached before).
 #[derive(Debug)]
 pub struct DmaHandle {
     h: iommu::DmaHandle,
@@ -90,13 +86,11 @@ impl DmaHandle {
     #[inline(always)]
     pub fn read(&mut self, iova: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let nt = self.nt_threshold;
-        let domain = self.h.domain()?;
-        read_via(
-            |at, n| domain.dma_translate_run(at, n, false).get(),
-            iova,
-            buf,
-            nt,
-        )
+        let h = HandleRuns {
+            h: &mut self.h,
+            write: false,
+        };
+        read_via(h, iova, buf, nt)
     }
 
     /// As [`write`]. Inlined into the device model's loop: see [`walk`].
@@ -106,13 +100,57 @@ impl DmaHandle {
     #[inline(always)]
     pub fn write(&mut self, iova: u64, buf: &[u8]) -> Result<(), Errno> {
         let nt = self.nt_threshold;
-        let domain = self.h.domain()?;
-        write_via(
-            |at, n| domain.dma_translate_run(at, n, true).get(),
-            iova,
-            buf,
-            nt,
-        )
+        let h = HandleRuns {
+            h: &mut self.h,
+            write: true,
+        };
+        write_via(h, iova, buf, nt)
+    }
+}
+
+/// How [`walk`] translates one DMA: its first translation, then (when that
+/// did not cover the DMA) each of the rest, every one given the IOVA and the
+/// bytes left and answering for as many contiguous leaves as it can.
+trait Translate {
+    fn first(&mut self, iova: u64, len: u64) -> Result<DmaTranslation, Errno>;
+    fn rest(&mut self, iova: u64, len: u64) -> Result<DmaTranslation, Errno>;
+}
+
+/// [`read`] and [`write`]: the device's domain looked up per leaf.
+struct DeviceLeaves<'a> {
+    dev: &'a Device,
+    write: bool,
+}
+
+impl Translate for DeviceLeaves<'_> {
+    #[inline(always)]
+    fn first(&mut self, iova: u64, _len: u64) -> Result<DmaTranslation, Errno> {
+        self.dev.dma_translate(iova, self.write)
+    }
+
+    #[inline(always)]
+    fn rest(&mut self, iova: u64, len: u64) -> Result<DmaTranslation, Errno> {
+        self.first(iova, len)
+    }
+}
+
+/// [`DmaHandle`]: the first translation through the handle's kept runs and
+/// generation check, the rest in the domain it was made in.
+struct HandleRuns<'a> {
+    h: &'a mut iommu::DmaHandle,
+    write: bool,
+}
+
+impl Translate for HandleRuns<'_> {
+    #[inline(always)]
+    fn first(&mut self, iova: u64, len: u64) -> Result<DmaTranslation, Errno> {
+        self.h.dma_translate_run(iova, len, self.write)
+    }
+
+    #[inline(always)]
+    fn rest(&mut self, iova: u64, len: u64) -> Result<DmaTranslation, Errno> {
+        let domain = self.h.domain_of_dma()?;
+        domain.dma_translate_run(iova, len, self.write).get()
     }
 }
 
@@ -125,10 +163,9 @@ struct Run {
     len: usize,
 }
 
-/// Walks the leaves of `[iova, iova + len)` with `translate` (given the IOVA
-/// and the bytes left, it may answer for several contiguous leaves at once),
-/// calling `copy` once per physically contiguous run; stops at the first
-/// fault, after copying everything before it.
+/// Walks the leaves of `[iova, iova + len)` with `translate`, calling `copy`
+/// once per physically contiguous run; stops at the first fault, after
+/// copying everything before it.
 ///
 /// Every leaf is translated (so permissions are checked and accessed/dirty
 /// flags set per leaf), but a run is copied only when the next leaf does not
@@ -141,7 +178,7 @@ struct Run {
 /// between one DMA's copy and the next one's translation.
 #[inline(always)]
 fn walk(
-    mut translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
+    mut translate: impl Translate,
     iova: u64,
     len: usize,
     mut copy: impl FnMut(Run) -> Result<(), Errno>,
@@ -149,7 +186,7 @@ fn walk(
     if len == 0 {
         return Ok(());
     }
-    let t = translate(iova, len as u64)?;
+    let t = translate.first(iova, len as u64)?;
     if t.len >= len as u64 {
         return copy(Run {
             off: 0,
@@ -166,7 +203,7 @@ fn walk(
 /// memory on the fast path).
 #[inline(never)]
 fn walk_rest(
-    mut translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
+    mut translate: impl Translate,
     iova: u64,
     len: usize,
     first_pa: u64,
@@ -183,7 +220,7 @@ fn walk_rest(
         let t = match iova
             .checked_add(done as u64)
             .ok_or(Errno::NOENT)
-            .and_then(|at| translate(at, (len - done) as u64))
+            .and_then(|at| translate.rest(at, (len - done) as u64))
         {
             Ok(t) => t,
             Err(e) => {
@@ -208,24 +245,14 @@ fn walk_rest(
 }
 
 #[inline(always)]
-fn read_via(
-    translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
-    iova: u64,
-    buf: &mut [u8],
-    nt: usize,
-) -> Result<(), Errno> {
+fn read_via(translate: impl Translate, iova: u64, buf: &mut [u8], nt: usize) -> Result<(), Errno> {
     walk(translate, iova, buf.len(), |r| {
         host::uaccess::dma_copy_from_user(&mut buf[r.off..r.off + r.len], r.pa, r.len >= nt)
     })
 }
 
 #[inline(always)]
-fn write_via(
-    translate: impl FnMut(u64, u64) -> Result<DmaTranslation, Errno>,
-    iova: u64,
-    buf: &[u8],
-    nt: usize,
-) -> Result<(), Errno> {
+fn write_via(translate: impl Translate, iova: u64, buf: &[u8], nt: usize) -> Result<(), Errno> {
     walk(translate, iova, buf.len(), |r| {
         host::uaccess::dma_copy_to_user(r.pa, &buf[r.off..r.off + r.len], r.len >= nt)
     })

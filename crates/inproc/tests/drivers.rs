@@ -249,6 +249,108 @@ fn dma_engines_read_and_write_through_every_driver() {
     });
 }
 
+/// A DMA engine streaming through a buffer keeps the run it translated
+/// ahead (`iommu::DmaHandle`): a remap inside that run, and dirty tracking
+/// turned on, are seen by the very next DMA.
+#[test]
+fn streaming_dmas_see_a_remap_inside_their_run_on_every_driver() {
+    for_each_rig(|rig| {
+        let page = PAGE as usize;
+        let fd = Fd::open();
+        let ioas = fd.ioas_alloc();
+        let buf = buffer(64 * page);
+        let other = buffer(16 * page);
+        // Three areas of one contiguous buffer: one run of leaves.
+        for (first, pages) in [(0u64, 32u64), (32, 16), (48, 16)] {
+            let at = first * PAGE;
+            fd.map_fixed(ioas, buf.addr() + at, pages * PAGE, rig.base + at)
+                .unwrap();
+        }
+        let dev = BoundDevice::bind(&fd.file, &(rig.new_device)()).unwrap();
+        dev.attach(ioas).unwrap();
+        let mut h = inproc::dma::DmaHandle::new(dev.device().clone());
+        let chunk = 4 * page;
+        let data = |i: usize| vec![i as u8 + 1; chunk];
+        for i in 0..8 {
+            h.write(rig.base + (i * chunk) as u64, &data(i)).unwrap();
+        }
+        assert!(buf.as_slice().unwrap()[..32 * page]
+            .chunks(chunk)
+            .enumerate()
+            .all(|(i, c)| c == &data(i)[..]));
+        // Pages 32..48 move to another buffer while the stream goes on.
+        assert_eq!(
+            fd.unmap(ioas, rig.base + 32 * PAGE, 16 * PAGE),
+            Ok(16 * PAGE)
+        );
+        let at = rig.base + 32 * PAGE;
+        assert_eq!(h.write(at, &data(8)), Err(Errno::NOENT), "{}", rig.name);
+        fd.map_fixed(ioas, other.addr(), 16 * PAGE, at).unwrap();
+        h.write(at, &data(8)).unwrap();
+        h.write(at + chunk as u64, &data(9)).unwrap();
+        assert_eq!(
+            &other.as_slice().unwrap()[..chunk],
+            &data(8)[..],
+            "{}",
+            rig.name
+        );
+        assert_eq!(&other.as_slice().unwrap()[chunk..2 * chunk], &data(9)[..]);
+        assert!(
+            buf.as_slice().unwrap()[32 * page..48 * page]
+                .iter()
+                .all(|&b| b == 0),
+            "{}: the old pages are not written",
+            rig.name
+        );
+        let mut back = vec![0u8; chunk];
+        h.read(at + chunk as u64, &mut back).unwrap();
+        assert_eq!(back, data(9));
+        dev.detach();
+    });
+}
+
+#[test]
+fn dirty_tracking_sees_writes_inside_a_kept_run_on_every_driver() {
+    for_each_rig(|rig| {
+        if !rig.dirty {
+            return;
+        }
+        let fd = Fd::open();
+        let ioas = fd.ioas_alloc();
+        let buf = buffer(64 * PAGE as usize);
+        let dev = BoundDevice::bind(&fd.file, &(rig.new_device)()).unwrap();
+        let mut alloc = HwptAlloc::new_zeroed();
+        alloc.flags = IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
+        alloc.dev_id = dev.id();
+        alloc.pt_id = ioas;
+        fd.ioctl(&mut alloc).unwrap();
+        let hwpt = alloc.out_hwpt_id;
+        dev.attach(hwpt).unwrap();
+        fd.map(ioas, buf.addr(), 64 * PAGE, rig.base, FIXED_RW)
+            .unwrap();
+        let mut h = inproc::dma::DmaHandle::new(dev.device().clone());
+        // Untracked streaming writes: the engine keeps a run over pages 4..64.
+        for i in 0..4u64 {
+            h.write(rig.base + i * 4 * PAGE, &[1; 4 * PAGE as usize])
+                .unwrap();
+        }
+        set_dirty(&fd, hwpt, true).unwrap();
+        assert!(dirty_bitmap(&fd, hwpt, rig.base, 64 * PAGE)
+            .iter()
+            .all(|&w| w == 0));
+        h.write(rig.base + 16 * PAGE, &[2; 8]).unwrap();
+        h.write(rig.base + 40 * PAGE + 8, &[3; 8]).unwrap();
+        assert_eq!(
+            dirty_bitmap(&fd, hwpt, rig.base, 64 * PAGE)[0],
+            1 << 16 | 1 << 40,
+            "{}",
+            rig.name
+        );
+        set_dirty(&fd, hwpt, false).unwrap();
+        dev.detach();
+    });
+}
+
 #[test]
 fn read_only_mappings_refuse_device_writes_on_every_driver() {
     for_each_rig(|rig| {
