@@ -542,8 +542,16 @@ impl<F: Format> PageTable<F> {
             // group has a constant trip count and unrolls.
             let mut bits = 0u64;
             if let Ok(group) = <&[AtomicU64; 64]>::try_from(entries) {
-                for (i, entry) in group.iter().enumerate() {
-                    bits |= u64::from(self.fmt.is_dirty(entry.load(Ordering::Acquire))) << i;
+                // Eight lanes of eight entries: every shift by a constant (a
+                // shift by a register is several micro-ops) and the ORs of a
+                // lane independent of the other lanes'.
+                let (lanes, _) = group.as_chunks::<8>();
+                for (k, lane) in lanes.iter().enumerate() {
+                    let mut m = 0u64;
+                    for (i, entry) in lane.iter().enumerate() {
+                        m |= u64::from(self.fmt.is_dirty(entry.load(Ordering::Acquire))) << i;
+                    }
+                    bits |= m << (8 * k);
                 }
             } else {
                 for (i, entry) in entries.iter().enumerate() {
@@ -551,7 +559,12 @@ impl<F: Format> PageTable<F> {
                 }
             }
             if bits != 0 {
-                if !no_clear {
+                if !no_clear && bits == u64::MAX {
+                    // A whole dirty group (64 entries): one pass, no bit scan.
+                    for entry in entries {
+                        self.clean_dirty_entry(entry, 0);
+                    }
+                } else if !no_clear {
                     let mut b = bits;
                     while b != 0 {
                         if let Some(entry) = entries.get(b.trailing_zeros() as usize) {

@@ -116,3 +116,39 @@ fn word_walk_reports_and_clears_exactly_the_dirty_leaves() {
         check::<ArmV8>(ArmV8Config::S1_4K, seed);
     }
 }
+
+/// Every leaf of whole 64-leaf groups dirty (some by DMA writes, accessed and
+/// dirty; some by `mark_dirty`, dirty only): the range's leaves are reported
+/// and cleared, those outside it stay dirty.
+fn check_all_dirty<F: Format>(cfg: F::Config) {
+    let pt = PageTable::<F>::new(cfg).unwrap();
+    pt.set_dirty_tracking(true).unwrap();
+    let base = 1u64 << 30;
+    let n = 512u64;
+    pt.map_pages(base, 0, K4, n, RW).unwrap();
+    for i in 0..n {
+        if i % 5 == 0 {
+            assert!(pt.mark_dirty(base + i * K4));
+        } else {
+            pt.translate(base + i * K4 + 8, true).unwrap();
+        }
+    }
+    // Groups 1-6 whole, and parts of groups 0 and 7.
+    let (a, len) = (base + 40 * K4, 440 * K4);
+    let mut got = Leaves::default();
+    pt.read_and_clear_dirty_bits(a, len, false, &mut got);
+    let want: Vec<_> = (40..480).map(|i| (base + i * K4, K4)).collect();
+    assert_eq!(got.0, want, "{}", F::NAME);
+    let mut rest = Leaves::default();
+    pt.read_and_clear_dirty_bits(0, u64::MAX, true, &mut rest);
+    let left: Vec<_> = (0..40).chain(480..n).map(|i| (base + i * K4, K4)).collect();
+    assert_eq!(rest.0, left, "{}: left dirty", F::NAME);
+}
+
+#[test]
+fn whole_dirty_groups_are_reported_and_cleared() {
+    check_all_dirty::<VtdSs>(VtdSsConfig::FOUR_LEVEL);
+    check_all_dirty::<AmdV1>(AmdV1Config::FOUR_LEVEL);
+    check_all_dirty::<X86_64>(X86_64Config::FOUR_LEVEL);
+    check_all_dirty::<ArmV8>(ArmV8Config::S1_4K);
+}
