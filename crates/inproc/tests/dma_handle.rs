@@ -11,9 +11,9 @@ use std::sync::Arc;
 use inproc::dma::DmaHandle;
 use iommu::Device;
 use iommufd::BoundDevice;
-use support::{buffer, readonly, Fd, FIXED_RW, PAGE};
+use support::{buffer, hwpt_alloc, readonly, Fd, FIXED_RW, PAGE};
 use uapi::{
-    Errno, HwptAlloc, HwptGetDirtyBitmap, HwptSetDirtyTracking, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+    Errno, HwptGetDirtyBitmap, HwptSetDirtyTracking, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
     IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
     MOCK_APERTURE_START,
 };
@@ -129,12 +129,7 @@ fn writes_mark_every_leaf_of_a_coalesced_run_dirty() {
     let ioas = fd.ioas_alloc();
     let buf = buffer(64 * PAGE as usize);
     let dev = BoundDevice::bind(&fd.file, &mock_device()).unwrap();
-    let mut alloc = HwptAlloc::new_zeroed();
-    alloc.flags = IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
-    alloc.dev_id = dev.id();
-    alloc.pt_id = ioas;
-    fd.ioctl(&mut alloc).unwrap();
-    let hwpt = alloc.out_hwpt_id;
+    let hwpt = hwpt_alloc(&fd, dev.id(), ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, 0, &[]).unwrap();
     dev.attach(hwpt).unwrap();
     fd.map(ioas, buf.addr(), 64 * PAGE, BASE, FIXED_RW).unwrap();
     for mut h in handles(dev.device()) {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use iommu::Device;
 use iommufd::BoundDevice;
-use support::{buffer, readonly, Fd, FIXED_RW, PAGE};
+use support::{buffer, hwpt_alloc, readonly, Fd, FIXED_RW, PAGE};
 use uapi::{
     Errno, HwptAlloc, HwptGetDirtyBitmap, HwptSetDirtyTracking, IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
     IOMMU_HWPT_DIRTY_TRACKING_ENABLE, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE,
@@ -309,25 +309,27 @@ fn streaming_dmas_see_a_remap_inside_their_run_on_every_driver() {
     });
 }
 
+/// A device of `rig` attached to a new dirty-tracking HWPT whose IOAS maps
+/// 64 pages of a fresh buffer at `rig.base` (tracking not enabled yet).
+fn tracked_rig(rig: &Rig) -> (Fd, host::sys::Mmap, BoundDevice, u32) {
+    let fd = Fd::open();
+    let ioas = fd.ioas_alloc();
+    let buf = buffer(64 * PAGE as usize);
+    let dev = BoundDevice::bind(&fd.file, &(rig.new_device)()).unwrap();
+    let hwpt = hwpt_alloc(&fd, dev.id(), ioas, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, 0, &[]).unwrap();
+    assert_eq!(dev.attach(hwpt), Ok(hwpt));
+    fd.map(ioas, buf.addr(), 64 * PAGE, rig.base, FIXED_RW)
+        .unwrap();
+    (fd, buf, dev, hwpt)
+}
+
 #[test]
 fn dirty_tracking_sees_writes_inside_a_kept_run_on_every_driver() {
     for_each_rig(|rig| {
         if !rig.dirty {
             return;
         }
-        let fd = Fd::open();
-        let ioas = fd.ioas_alloc();
-        let buf = buffer(64 * PAGE as usize);
-        let dev = BoundDevice::bind(&fd.file, &(rig.new_device)()).unwrap();
-        let mut alloc = HwptAlloc::new_zeroed();
-        alloc.flags = IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
-        alloc.dev_id = dev.id();
-        alloc.pt_id = ioas;
-        fd.ioctl(&mut alloc).unwrap();
-        let hwpt = alloc.out_hwpt_id;
-        dev.attach(hwpt).unwrap();
-        fd.map(ioas, buf.addr(), 64 * PAGE, rig.base, FIXED_RW)
-            .unwrap();
+        let (fd, _buf, dev, hwpt) = tracked_rig(rig);
         let mut h = inproc::dma::DmaHandle::new(dev.device().clone());
         // Untracked streaming writes: the engine keeps a run over pages 4..64.
         for i in 0..4u64 {
@@ -443,19 +445,7 @@ fn dirty_tracking_records_device_writes_on_every_driver() {
         if !rig.dirty {
             return;
         }
-        let fd = Fd::open();
-        let ioas = fd.ioas_alloc();
-        let buf = buffer(64 * PAGE as usize);
-        let dev = BoundDevice::bind(&fd.file, &(rig.new_device)()).unwrap();
-        let mut alloc = HwptAlloc::new_zeroed();
-        alloc.flags = IOMMU_HWPT_ALLOC_DIRTY_TRACKING;
-        alloc.dev_id = dev.id();
-        alloc.pt_id = ioas;
-        fd.ioctl(&mut alloc).unwrap();
-        let hwpt = alloc.out_hwpt_id;
-        assert_eq!(dev.attach(hwpt), Ok(hwpt));
-        fd.map(ioas, buf.addr(), 64 * PAGE, rig.base, FIXED_RW)
-            .unwrap();
+        let (fd, _buf, dev, hwpt) = tracked_rig(rig);
 
         // Writes before tracking is on are not reported.
         inproc::dma::write(dev.device(), rig.base, b"early").unwrap();
