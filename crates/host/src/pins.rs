@@ -42,22 +42,31 @@ impl Inner {
     }
 
     /// Merges touching equal segments whose starts lie in `[lo, hi]`, plus
-    /// the segment just before `lo`.
+    /// the segment just before `lo`. (No allocation: the table's mutex is
+    /// held, and every map and unmap of pinned memory takes it.)
     fn merge(&mut self, lo: u64, hi: u64) {
-        let first = self.segs.range(..lo).next_back().map_or(lo, |(&s, _)| s);
-        let keys: Vec<u64> = self.segs.range(first..=hi).map(|(&s, _)| s).collect();
-        let mut cur: Option<u64> = None;
-        for k in keys {
-            let (e, c) = self.segs[&k];
-            if let Some(ck) = cur {
-                let (ce, cc) = self.segs[&ck];
-                if ce == k && cc == c {
+        let mut prev = self
+            .segs
+            .range(..lo)
+            .next_back()
+            .map(|(&k, &(e, c))| (k, e, c));
+        let mut from = lo;
+        while from <= hi {
+            let Some((&k, &(e, c))) = self.segs.range(from..=hi).next() else {
+                break;
+            };
+            match prev {
+                Some((pk, pe, pc)) if pe == k && pc == c => {
                     self.segs.remove(&k);
-                    self.segs.insert(ck, (e, c));
-                    continue;
+                    self.segs.insert(pk, (e, c));
+                    prev = Some((pk, e, c));
                 }
+                _ => prev = Some((k, e, c)),
             }
-            cur = Some(k);
+            let Some(next) = k.checked_add(1) else {
+                break;
+            };
+            from = next;
         }
     }
 
@@ -69,25 +78,28 @@ impl Inner {
         }
         self.split(s);
         self.split(e);
-        let segs: Vec<(u64, u64, u32)> = self
-            .segs
-            .range(s..e)
-            .map(|(&a, &(b, c))| (a, b, c))
-            .collect();
         let mut underflow = false;
         let mut cursor = s;
-        let mut gap = |inner: &mut Inner, a: u64, b: u64| {
-            if a < b {
+        while cursor < e {
+            // The next segment inside `[cursor, e)` (segments end at `e` at
+            // the latest after the splits), and the gap before it.
+            let next = self
+                .segs
+                .range(cursor..e)
+                .next()
+                .map(|(&a, &(b, c))| (a, b, c));
+            let gap_end = next.map_or(e, |(a, _, _)| a);
+            if cursor < gap_end {
                 if up {
-                    inner.segs.insert(a, (b, 1));
-                    inner.total += b - a;
+                    self.segs.insert(cursor, (gap_end, 1));
+                    self.total += gap_end - cursor;
                 } else {
                     underflow = true;
                 }
             }
-        };
-        for (a, b, c) in segs {
-            gap(self, cursor, a);
+            let Some((a, b, c)) = next else {
+                break;
+            };
             if up {
                 debug_assert!(c < u32::MAX, "pin count overflow");
                 let n = c.saturating_add(1);
@@ -102,7 +114,6 @@ impl Inner {
             }
             cursor = b;
         }
-        gap(self, cursor, e);
         self.merge(s, e);
         underflow
     }
