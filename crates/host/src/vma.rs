@@ -178,41 +178,60 @@ enum QueryWalk<R> {
     Unsupported(Errno),
 }
 
+thread_local! {
+    /// The buffer [`query_walk`] has VMA names written to (a name can be as
+    /// long as a path): kept, so that a query does not first zero 4 KiB.
+    static NAME_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; 4096]);
+}
+
+/// Runs `f` on this thread's name buffer (or a fresh one while it is in use
+/// or the thread's locals are being destroyed).
+fn with_name_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    let mut f = Some(f);
+    let mut run = |name: &mut [u8]| f.take().map(|f| f(name));
+    let kept = NAME_BUFFER.try_with(|b| b.try_borrow_mut().ok().and_then(|mut b| run(&mut b)));
+    match kept {
+        Ok(Some(r)) => r,
+        _ => run(&mut [0; 4096]).expect("`f` runs once"),
+    }
+}
+
 /// [`walk_vmas`] with `PROCMAP_QUERY` on `file`.
 fn query_walk<R>(
     file: &File,
     va: u64,
     f: &mut impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
 ) -> QueryWalk<R> {
-    let mut name = [0u8; 4096];
-    let mut addr = va;
-    let mut first = true;
-    loop {
-        match crate::sys::procmap_query(file.as_fd(), addr, &mut name) {
-            Ok(None) => return QueryWalk::Done(Ok(None)),
-            Ok(Some(v)) => {
-                first = false;
-                let m = MapsLine {
-                    start: v.start,
-                    end: v.end,
-                    read: v.read,
-                    write: v.write,
-                    dev: "",
-                    path: std::str::from_utf8(&name[..v.name_len]).unwrap_or(""),
-                    page_size: Some(v.page_size),
-                };
-                if let ControlFlow::Break(r) = f(&m) {
-                    return QueryWalk::Done(Ok(Some(r)));
+    with_name_buffer(|name| {
+        let mut addr = va;
+        let mut first = true;
+        loop {
+            match crate::sys::procmap_query(file.as_fd(), addr, name) {
+                Ok(None) => return QueryWalk::Done(Ok(None)),
+                Ok(Some(v)) => {
+                    first = false;
+                    let m = MapsLine {
+                        start: v.start,
+                        end: v.end,
+                        read: v.read,
+                        write: v.write,
+                        dev: "",
+                        path: std::str::from_utf8(&name[..v.name_len]).unwrap_or(""),
+                        page_size: Some(v.page_size),
+                    };
+                    if let ControlFlow::Break(r) = f(&m) {
+                        return QueryWalk::Done(Ok(Some(r)));
+                    }
+                    if v.end <= addr {
+                        return QueryWalk::Done(Err(Errno::FAULT));
+                    }
+                    addr = v.end;
                 }
-                if v.end <= addr {
-                    return QueryWalk::Done(Err(Errno::FAULT));
-                }
-                addr = v.end;
+                Err(e) if first => return QueryWalk::Unsupported(e),
+                Err(_) => return QueryWalk::Done(Err(Errno::FAULT)),
             }
-            Err(e) if first => return QueryWalk::Unsupported(e),
-            Err(_) => return QueryWalk::Done(Err(Errno::FAULT)),
         }
-    }
+    })
 }
 
 /// Calls `f` on each VMA from the one covering (or else following) `va`
