@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use uapi::Errno;
@@ -103,6 +104,49 @@ pub fn uid() -> u32 {
 pub fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// A number that changes in every child that gets a copy of this process's
+/// address space (`fork`, and `clone` without `CLONE_VM`), read without a
+/// syscall; `None` where the kernel cannot tell (no `MADV_WIPEONFORK`,
+/// Linux 4.14): compare pids instead.
+///
+/// One page, mapped for the life of the process, that the kernel gives a
+/// child zero-filled: the first call that finds it zero (in this process,
+/// or in a child) starts a new epoch and marks it. Two threads of a new
+/// child may both start one; callers only compare epochs for equality.
+pub fn fork_epoch() -> Option<u64> {
+    static MARK: OnceLock<Option<&'static AtomicU64>> = OnceLock::new();
+    static EPOCH: AtomicU64 = AtomicU64::new(0);
+    let mark = (*MARK.get_or_init(wipe_on_fork_word))?;
+    if mark.load(Ordering::Acquire) == 0 {
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+        mark.store(1, Ordering::Release);
+    }
+    Some(EPOCH.load(Ordering::Acquire))
+}
+
+/// A zeroed word on a page of its own that children get zero-filled.
+fn wipe_on_fork_word() -> Option<&'static AtomicU64> {
+    let len = page_size();
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: an anonymous mapping at a kernel-chosen address (no MAP_FIXED)
+    // cannot alias any existing memory.
+    let p = unsafe { libc::mmap(core::ptr::null_mut(), len, prot, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: `p` is the page just mapped, ours alone.
+    if unsafe { libc::madvise(p, len, libc::MADV_WIPEONFORK) } != 0 {
+        // SAFETY: unmaps the page just mapped, which nothing references.
+        unsafe { libc::munmap(p, len) };
+        return None;
+    }
+    // SAFETY: the page is mapped readable and writable and never unmapped
+    // (so the reference is valid for 'static), page-aligned, zero-filled (a
+    // valid `AtomicU64`), and only ever accessed through this atomic.
+    Some(unsafe { &*(p as *const AtomicU64) })
 }
 
 /// The base page size (cached).
@@ -430,8 +474,41 @@ impl Drop for Mmap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Runs `child` in a forked child and asserts that it returned true.
+    /// `child` may use this crate, memory allocation (glibc's fork leaves
+    /// malloc usable) and libc; the child leaves with _exit, never returning
+    /// into the harness.
+    pub(crate) fn assert_in_forked_child(child: impl FnOnce() -> bool) {
+        // SAFETY: the child runs only `child` (see above) and then _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).unwrap_or(false);
+            // SAFETY: terminates the child without running the harness.
+            unsafe { libc::_exit(i32::from(!ok)) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child with a writable status.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
+            "child status {st:#x}"
+        );
+    }
+
+    #[test]
+    fn the_fork_epoch_is_stable_in_a_process_and_new_in_a_forked_child() {
+        let ours = fork_epoch().expect("MADV_WIPEONFORK (Linux 4.14)");
+        assert_eq!(fork_epoch(), Some(ours));
+        assert_in_forked_child(|| {
+            let theirs = fork_epoch();
+            theirs.is_some_and(|e| e != ours) && fork_epoch() == theirs
+        });
+        assert_eq!(fork_epoch(), Some(ours), "the parent's epoch moved");
+    }
 
     #[test]
     fn ids_and_limits() {
@@ -456,16 +533,12 @@ mod tests {
     #[test]
     fn rlimit_roundtrip() {
         // Lower the soft limit in a forked child and read it back.
-        // SAFETY: fork in a test; the child only calls async-signal-safe
-        // functions and `rlimit_memlock` (getrlimit), then _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
+        assert_in_forked_child(|| {
             let mut r = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
-            // SAFETY: getrlimit/setrlimit on the local `r`; _exit never returns.
+            // SAFETY: getrlimit/setrlimit on the local `r`.
             unsafe {
                 libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r);
                 r.rlim_cur = 65536.min(r.rlim_max);
@@ -477,16 +550,9 @@ mod tests {
                 // the infinity mapping when that worked.
                 let inf_ok =
                     libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) != 0 || rlimit_memlock() == u64::MAX;
-                libc::_exit(if ok && inf_ok { 0 } else { 1 });
+                ok && inf_ok
             }
-        }
-        let mut st = 0;
-        // SAFETY: waiting for our own child with a writable status.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
-        assert!(
-            libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
-            "status {st:#x}"
-        );
+        });
     }
 
     #[test]

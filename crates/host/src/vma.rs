@@ -141,28 +141,35 @@ fn walk_maps<R>(mut f: impl FnMut(&MapsLine<'_>) -> ControlFlow<R>) -> Result<Op
 static QUERY_WORKS: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
-    /// This thread's `/proc/self/maps`, with the pid it was opened in. One
-    /// per thread: the kernel serialises `PROCMAP_QUERY`s on one open file
-    /// (two threads querying through one ran no faster than one; through
-    /// their own, 1.5 times as fast). A child after `fork` opens its own
-    /// (the inherited one describes the parent).
-    static MAPS_FILE: RefCell<Option<(u32, Rc<File>)>> = const { RefCell::new(None) };
+    /// This thread's `/proc/self/maps`, with the process it was opened in
+    /// ([`process_key`]). One per thread: the kernel serialises
+    /// `PROCMAP_QUERY`s on one open file (two threads querying through one
+    /// ran no faster than one; through their own, 1.5 times as fast). A child
+    /// after `fork` opens its own (the inherited one describes the parent).
+    static MAPS_FILE: RefCell<Option<(u64, Rc<File>)>> = const { RefCell::new(None) };
+}
+
+/// What tells this process from a parent it was forked from: the fork epoch
+/// (one load), or the pid (a syscall) where the kernel cannot wipe a page in
+/// children.
+fn process_key() -> u64 {
+    crate::sys::fork_epoch().unwrap_or_else(|| u64::from(std::process::id()))
 }
 
 /// This thread's cached `/proc/self/maps` for this process, or a freshly
 /// opened one (replacing the cache) if `fresh` or there is none for this
-/// pid (not cached while the thread's locals are being destroyed).
+/// process (not cached while the thread's locals are being destroyed).
 fn maps_file(fresh: bool) -> Option<Rc<File>> {
-    let pid = std::process::id();
+    let key = process_key();
     let open = || File::open("/proc/self/maps").ok().map(Rc::new);
     MAPS_FILE
         .try_with(|cache| {
             let mut cache = cache.borrow_mut();
             match &*cache {
-                Some((p, file)) if !fresh && *p == pid => Some(file.clone()),
+                Some((k, file)) if !fresh && *k == key => Some(file.clone()),
                 _ => {
                     let file = open()?;
-                    *cache = Some((pid, file.clone()));
+                    *cache = Some((key, file.clone()));
                     Some(file)
                 }
             }
@@ -760,27 +767,13 @@ mod tests {
             check_range(m.addr(), P, true),
             Ok(vec![span(m.addr(), m.addr() + P)])
         );
-        // SAFETY: the child only maps memory, opens and queries
-        // `/proc/self/maps` (glibc's fork leaves malloc usable) and leaves
-        // with _exit, never returning into the harness.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
+        crate::sys::tests::assert_in_forked_child(|| {
             // Memory the parent does not have: the inherited descriptor
             // (the parent's VMAs) would not find it.
-            let ok = Mmap::anon(4096, PROT_READ | PROT_WRITE, 0).is_ok_and(|c| {
+            Mmap::anon(4096, PROT_READ | PROT_WRITE, 0).is_ok_and(|c| {
                 check_range(c.addr(), P, true) == Ok(vec![span(c.addr(), c.addr() + P)])
-            });
-            // SAFETY: terminates the child without running the harness.
-            unsafe { libc::_exit(i32::from(!ok)) };
-        }
-        let mut st = 0;
-        // SAFETY: waiting for our own child with a writable status.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
-        assert!(
-            libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
-            "child status {st:#x}"
-        );
+            })
+        });
     }
 
     /// `PROCMAP_QUERY` (where the kernel has it) and the text of
