@@ -105,10 +105,18 @@ impl DmaHandle {
     /// default-domain attach (as [`Device::dma_translate`]).
     #[inline]
     pub fn domain(&mut self) -> Result<&dyn Domain, Errno> {
+        self.revalidate()?;
+        self.domain_of_dma()
+    }
+
+    /// Looks the domain up again if the group's domain generation moved
+    /// (one load when it did not).
+    #[inline(always)]
+    fn revalidate(&mut self) -> Result<(), Errno> {
         if self.dev.group().domain_gen() != self.gen {
             self.refresh()?;
         }
-        self.domain.as_deref().ok_or(Errno::NOENT)
+        Ok(())
     }
 
     #[cold]
@@ -154,9 +162,8 @@ impl DmaHandle {
         len: u64,
         write: bool,
     ) -> Result<DmaTranslation, Errno> {
-        if self.dev.group().domain_gen() != self.gen {
-            self.refresh()?;
-        }
+        self.revalidate()?;
+        // Not `domain_of_dma`: the run is borrowed beside the domain.
         let domain = self.domain.as_deref().ok_or(Errno::NOENT)?;
         let kept = &mut self.kept[usize::from(write)];
         let off = iova.wrapping_sub(kept.iova);
