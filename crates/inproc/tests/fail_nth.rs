@@ -67,14 +67,15 @@ static LOCK: Mutex<()> = Mutex::new(());
 
 // ---- process-wide counters -------------------------------------------------
 
-/// Open descriptors of the process, without the one `/proc/<pid>/maps` that
-/// `host::vma` keeps open for its VMA queries from the first pin on.
+/// Open descriptors of the process, without the `/proc/<pid>/maps` that
+/// `host::vma` keeps open per thread for its VMA queries. A descriptor closed
+/// between listing and `readlink` is not counted: a finished test's thread
+/// closes its maps descriptor as it exits, while the next sweep counts.
 fn os_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| {
         d.filter_map(Result::ok)
             .filter(|e| {
-                std::fs::read_link(e.path())
-                    .map_or(true, |t| !t.to_string_lossy().ends_with("/maps"))
+                std::fs::read_link(e.path()).is_ok_and(|t| !t.to_string_lossy().ends_with("/maps"))
             })
             .count()
     })
