@@ -9,6 +9,8 @@
 //!   `/proc/self/maps` (mapped? readable/writable? hugetlb page size?).
 //! * [`pins`]: process-wide per-page pin counts (a model of `struct page`
 //!   pin refcounts), kept as merged segments so huge ranges stay cheap.
+//! * [`fds`]: the descriptors the emulation keeps open for itself, marked so
+//!   that a program closing every descriptor leaves them alone.
 //! * [`mem`]: plain copies used as benchmark floors (non-temporal copy).
 //! * [`sys`]: small safe wrappers (rlimits, capabilities, ids, eventfd,
 //!   anonymous mappings).
@@ -18,6 +20,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod fds;
 pub mod mem;
 pub mod pins;
 pub mod sys;

@@ -31,6 +31,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use uapi::Errno;
 
+use crate::fds::InternalFd;
+
 /// Base page size.
 pub const BASE_PAGE: u64 = 4096;
 
@@ -146,7 +148,7 @@ thread_local! {
     /// `PROCMAP_QUERY`s on one open file (two threads querying through one
     /// ran no faster than one; through their own, 1.5 times as fast). A child
     /// after `fork` opens its own (the inherited one describes the parent).
-    static MAPS_FILE: RefCell<Option<(u64, Rc<File>)>> = const { RefCell::new(None) };
+    static MAPS_FILE: RefCell<Option<(u64, Rc<InternalFd>)>> = const { RefCell::new(None) };
 }
 
 /// What tells this process from a parent it was forked from: the fork epoch
@@ -159,9 +161,13 @@ fn process_key() -> u64 {
 /// This thread's cached `/proc/self/maps` for this process, or a freshly
 /// opened one (replacing the cache) if `fresh` or there is none for this
 /// process (not cached while the thread's locals are being destroyed).
-fn maps_file(fresh: bool) -> Option<Rc<File>> {
+fn maps_file(fresh: bool) -> Option<Rc<InternalFd>> {
     let key = process_key();
-    let open = || File::open("/proc/self/maps").ok().map(Rc::new);
+    let open = || {
+        File::open("/proc/self/maps")
+            .ok()
+            .map(|f| Rc::new(InternalFd::new(f)))
+    };
     MAPS_FILE
         .try_with(|cache| {
             let mut cache = cache.borrow_mut();
@@ -205,7 +211,7 @@ fn with_name_buffer<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
 
 /// [`walk_vmas`] with `PROCMAP_QUERY` on `file`.
 fn query_walk<R>(
-    file: &File,
+    file: &InternalFd,
     va: u64,
     f: &mut impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
 ) -> QueryWalk<R> {
@@ -251,9 +257,9 @@ fn walk_vmas<R>(
     mut f: impl FnMut(&MapsLine<'_>) -> ControlFlow<R>,
 ) -> Result<Option<R>, Errno> {
     if QUERY_WORKS.load(Ordering::Relaxed) {
-        // A cached descriptor may have been closed or replaced behind our
-        // back (programs close descriptors they do not know); a failure on
-        // it gets one retry on a freshly opened one.
+        // A cached descriptor may still have been closed or replaced behind
+        // our back (a raw close syscall, or `dup2` over its number); a failure
+        // on it gets one retry on a freshly opened one.
         for fresh in [false, true] {
             let Some(file) = maps_file(fresh) else {
                 break;

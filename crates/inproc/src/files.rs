@@ -17,7 +17,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +24,7 @@ use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
 
+use host::fds::InternalFd;
 use iommufd::mm::{FileOps, Files, PollMask};
 use iommufd::IommufdFile;
 use uapi::Errno;
@@ -79,7 +79,10 @@ pub struct FdTable {
     map: RwLock<HashMap<i32, FdEntry>>,
     /// Changes with every insert and remove (see the module documentation).
     generation: AtomicU64,
-    reserved: Mutex<HashMap<i32, OwnedFd>>,
+    /// Numbers reserved for files not installed yet (`get_unused_fd_flags`):
+    /// the emulation's own until installed, as the kernel's `close_range`
+    /// skips a reserved number.
+    reserved: Mutex<HashMap<i32, InternalFd>>,
 }
 
 impl Default for FdTable {
@@ -119,6 +122,18 @@ impl TableGuard<'_> {
         self.table.set_bit(fd, false);
         self.table.new_generation();
         self.map.remove(&fd)
+    }
+
+    /// Forgets every fd numbered `first..=last` (`close_range`); the caller
+    /// drops the returned entries after unlocking, as for [`TableGuard::remove`].
+    pub fn remove_range(&mut self, first: u32, last: u32) -> Vec<FdEntry> {
+        let fds: Vec<i32> = self
+            .map
+            .keys()
+            .copied()
+            .filter(|&fd| u32::try_from(fd).is_ok_and(|f| (first..=last).contains(&f)))
+            .collect();
+        fds.into_iter().filter_map(|fd| self.remove(fd)).collect()
     }
 }
 
@@ -220,7 +235,7 @@ impl FdTable {
         res
     }
 
-    fn reserved(&self) -> MutexGuard<'_, HashMap<i32, OwnedFd>> {
+    fn reserved(&self) -> MutexGuard<'_, HashMap<i32, InternalFd>> {
         self.reserved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -252,7 +267,7 @@ impl FdTable {
 
 /// Makes an eventfd's counter follow a file's readability.
 struct Readiness {
-    fd: Mutex<(File, bool)>,
+    fd: Mutex<(InternalFd, bool)>,
 }
 
 impl Readiness {
@@ -263,10 +278,10 @@ impl Readiness {
             return;
         }
         let res = if mask.readable {
-            file.write_all(&1u64.to_ne_bytes())
+            file.file().write_all(&1u64.to_ne_bytes())
         } else {
             let mut buf = [0u8; 8];
-            file.read_exact(&mut buf)
+            file.file().read_exact(&mut buf)
         };
         if res.is_ok() {
             *readable = mask.readable;
@@ -276,7 +291,7 @@ impl Readiness {
 
 impl Files for FdTable {
     fn reserve_fd(&self) -> Result<i32, Errno> {
-        let fd = Self::new_backing_fd(false, true)?;
+        let fd = InternalFd::new(Self::new_backing_fd(false, true)?);
         let raw = fd.as_raw_fd();
         self.reserved().insert(raw, fd);
         Ok(raw)
@@ -287,15 +302,16 @@ impl Files for FdTable {
     }
 
     fn install(&self, fd: i32, file: Arc<dyn FileOps>) {
-        let Some(owned) = self.reserved().remove(&fd) else {
+        let Some(reserved) = self.reserved().remove(&fd) else {
             debug_assert!(false, "installing an fd that was not reserved");
             return;
         };
+        let owned = reserved.into_owned();
         // A private duplicate keeps the eventfd reachable for readiness updates even
         // after the program closes or reuses its fd number.
         if let Ok(dup) = owned.try_clone() {
             let readiness = Arc::new(Readiness {
-                fd: Mutex::new((File::from(dup), false)),
+                fd: Mutex::new((InternalFd::new(dup), false)),
             });
             readiness.set(file.poll());
             let weak = Arc::downgrade(&readiness);
@@ -337,6 +353,15 @@ impl FileOps for WithReadiness {
     }
     fn write(&self, buf: u64, count: u64) -> Result<u64, Errno> {
         self.file.write(buf, count)
+    }
+    fn has_read(&self) -> bool {
+        self.file.has_read()
+    }
+    fn has_write(&self) -> bool {
+        self.file.has_write()
+    }
+    fn llseek(&self, offset: i64, whence: i32) -> Result<i64, Errno> {
+        self.file.llseek(offset, whence)
     }
     fn ioctl(&self, cmd: u32, arg: u64) -> Result<i64, Errno> {
         self.file.ioctl(cmd, arg)
