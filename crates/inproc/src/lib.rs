@@ -10,6 +10,7 @@ pub mod dma;
 pub mod files;
 mod hostmm;
 mod selftest;
+pub mod vfs;
 
 use std::sync::{Arc, OnceLock};
 

@@ -286,6 +286,14 @@ impl FileOps for FaultFile {
         self.write_responses(buf, count)
     }
 
+    fn has_read(&self) -> bool {
+        true
+    }
+
+    fn has_write(&self) -> bool {
+        true
+    }
+
     fn poll(&self) -> PollMask {
         Fault::poll_mask(&fault_of(&self.fault).lock())
     }

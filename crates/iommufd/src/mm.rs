@@ -157,6 +157,28 @@ pub trait FileOps: Send + Sync + Any {
         Err(Errno::INVAL)
     }
 
+    /// Whether the file has a read op (`FMODE_CAN_READ`): the VFS refuses
+    /// `read(2)` and `readv(2)` on a file without one (`EINVAL`) before it
+    /// looks at their buffers.
+    fn has_read(&self) -> bool {
+        false
+    }
+
+    /// Whether the file has a write op (`FMODE_CAN_WRITE`); see
+    /// [`FileOps::has_read`].
+    fn has_write(&self) -> bool {
+        false
+    }
+
+    /// `lseek(2)` with `whence` at most `SEEK_MAX`: the new position.
+    ///
+    /// # Errors
+    /// `ESPIPE` by default: a file without an llseek op (no `FMODE_LSEEK`),
+    /// as iommufd's anonymous files are.
+    fn llseek(&self, _offset: i64, _whence: i32) -> Result<i64, Errno> {
+        Err(Errno::SPIPE)
+    }
+
     /// `ioctl(2)`.
     ///
     /// # Errors

@@ -366,6 +366,12 @@ impl FileOps for FailNthFile {
     fn write(&self, buf: u64, count: u64) -> Result<u64, Errno> {
         self.write_from(buf, count)
     }
+    fn has_read(&self) -> bool {
+        true
+    }
+    fn has_write(&self) -> bool {
+        true
+    }
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -377,6 +383,12 @@ impl FileOps for KnobFile {
     }
     fn write(&self, buf: u64, count: u64) -> Result<u64, Errno> {
         self.write_from(buf, count)
+    }
+    fn has_read(&self) -> bool {
+        true
+    }
+    fn has_write(&self) -> bool {
+        true
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -67,6 +67,15 @@ fn check_range(addr: u64, len: u64) -> Result<(), Errno> {
     }
 }
 
+/// The kernel's `access_ok(addr, len)` for a length not known at build time
+/// (x86-64, 4-level paging): the range ends at or below `USER_PTR_MAX`, the
+/// start of the last user page, without wrapping. It says nothing of what is
+/// mapped: NULL passes.
+pub fn access_ok(addr: u64, len: u64) -> bool {
+    addr.checked_add(len)
+        .is_some_and(|end| end <= USER_END - PROBE_PAGE)
+}
+
 /// Installs the SIGSEGV/SIGBUS fixup handler (idempotent). The copy functions
 /// call it lazily, so calling it is never required; it costs one atomic load
 /// once installed. The previous handlers become the chained (program) ones.
