@@ -21,8 +21,9 @@ use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
+use inproc::vfs::{self, At, Dir};
 use inproc::{FdEntry, FdTable};
-use libc::{c_char, c_int, c_ulong, c_void, mode_t, size_t, ssize_t};
+use libc::{c_char, c_int, c_uint, c_ulong, c_void, iovec, mode_t, off_t, size_t, ssize_t};
 use uapi::Errno;
 
 type OpenFn = unsafe extern "C" fn(*const c_char, c_int, mode_t) -> c_int;
@@ -34,10 +35,12 @@ type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 type FcntlFn = unsafe extern "C" fn(c_int, c_int, c_ulong) -> c_int;
 type ReadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
 type WriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t) -> ssize_t;
-#[cfg(feature = "fault-inject")]
-type PreadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t, libc::off_t) -> ssize_t;
-#[cfg(feature = "fault-inject")]
-type PwriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t, libc::off_t) -> ssize_t;
+type PreadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t, off_t) -> ssize_t;
+type PwriteFn = unsafe extern "C" fn(c_int, *const c_void, size_t, off_t) -> ssize_t;
+type ReadvFn = unsafe extern "C" fn(c_int, *const iovec, c_int) -> ssize_t;
+type PreadvFn = unsafe extern "C" fn(c_int, *const iovec, c_int, off_t) -> ssize_t;
+type Preadv2Fn = unsafe extern "C" fn(c_int, *const iovec, c_int, off_t, c_int) -> ssize_t;
+type LseekFn = unsafe extern "C" fn(c_int, off_t, c_int) -> off_t;
 type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
 
 /// The next definitions of the symbols we interpose.
@@ -52,10 +55,13 @@ struct Real {
     fcntl: FcntlFn,
     read: ReadFn,
     write: WriteFn,
-    #[cfg(feature = "fault-inject")]
     pread: PreadFn,
-    #[cfg(feature = "fault-inject")]
     pwrite: PwriteFn,
+    readv: ReadvFn,
+    writev: ReadvFn,
+    preadv: PreadvFn,
+    pwritev: PreadvFn,
+    lseek: LseekFn,
     signal: SignalFn,
 }
 
@@ -93,12 +99,29 @@ fn real() -> &'static Real {
         fcntl: resolve!(c"fcntl", FcntlFn),
         read: resolve!(c"read", ReadFn),
         write: resolve!(c"write", WriteFn),
-        #[cfg(feature = "fault-inject")]
         pread: resolve!(c"pread64", PreadFn),
-        #[cfg(feature = "fault-inject")]
         pwrite: resolve!(c"pwrite64", PwriteFn),
+        readv: resolve!(c"readv", ReadvFn),
+        writev: resolve!(c"writev", ReadvFn),
+        preadv: resolve!(c"preadv64", PreadvFn),
+        pwritev: resolve!(c"pwritev64", PreadvFn),
+        lseek: resolve!(c"lseek64", LseekFn),
         signal: resolve!(c"signal", SignalFn),
     })
+}
+
+/// `preadv64v2` and `pwritev64v2` (glibc 2.26), looked up on first use so
+/// that the library loads with an older libc.
+fn real_v2() -> (Option<Preadv2Fn>, Option<Preadv2Fn>) {
+    static REAL: OnceLock<(Option<Preadv2Fn>, Option<Preadv2Fn>)> = OnceLock::new();
+    let lookup = |name: &CStr| {
+        // SAFETY: as `next_symbol`, without aborting when the symbol is missing.
+        let sym = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+        // SAFETY: the symbol is glibc's function of that name, of type
+        // `Preadv2Fn` (checked against glibc's declaration).
+        (!sym.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, Preadv2Fn>(sym) })
+    };
+    *REAL.get_or_init(|| (lookup(c"preadv64v2"), lookup(c"pwritev64v2")))
 }
 
 fn set_errno(errno: c_int) {
@@ -295,12 +318,19 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
 }
 
 /// `close(2)`: forgets the emulated fd under the table lock, so the number cannot
-/// be reused before the table knows; the file is released after unlocking.
+/// be reused before the table knows; the file is released after unlocking. The
+/// emulation's own descriptors (`host::fds`) are not the program's to close.
 ///
 /// # Safety
 /// As libc's `close`.
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if host::fds::is_internal(fd) {
+        // One of the emulation's own descriptors: in the kernel no file is
+        // there to close.
+        set_errno(libc::EBADF);
+        return -1;
+    }
     let table = FdTable::global();
     if !table.maybe_ours(fd) {
         // SAFETY: forwarding to libc's close.
@@ -313,6 +343,88 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     drop(guard);
     release(entry);
     ret
+}
+
+/// `CLOSE_RANGE_UNSHARE`.
+const CLOSE_RANGE_UNSHARE: c_uint = 1 << 1;
+/// `CLOSE_RANGE_CLOEXEC`.
+const CLOSE_RANGE_CLOEXEC: c_uint = 1 << 2;
+
+/// The `close_range` system call itself.
+fn sys_close_range(first: c_uint, last: c_uint, flags: c_uint) -> c_int {
+    // SAFETY: close_range(2) has no pointer arguments; it only closes (or marks
+    // close-on-exec) descriptors in the range the caller named.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) as c_int }
+}
+
+/// `close_range(2)`: forgets the emulated fds in the range under the table
+/// lock, as [`close`] does, and leaves the emulation's own descriptors open
+/// (closing the gaps between them).
+///
+/// # Safety
+/// As glibc's `close_range`.
+#[no_mangle]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let flags = flags as c_uint;
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        set_errno(libc::EINVAL);
+        return -1;
+    }
+    if flags & CLOSE_RANGE_CLOEXEC != 0 {
+        // Nothing is closed; the emulation's own descriptors are close-on-exec
+        // already.
+        return sys_close_range(first, last, flags);
+    }
+    let table = FdTable::global();
+    let mut guard = table.lock();
+    let forgotten = guard.remove_range(first, last);
+    // The gaps between the emulation's own descriptors (numbers below 2^31,
+    // so `own + 1` does not wrap).
+    let mut ret = 0;
+    let mut from = first;
+    for own in host::fds::internal_in(first, last) {
+        let own = own as c_uint;
+        if own > from && ret == 0 {
+            ret = sys_close_range(from, own - 1, flags);
+        }
+        from = own + 1;
+    }
+    if from <= last && ret == 0 {
+        ret = sys_close_range(from, last, flags);
+    }
+    let errno = errno();
+    drop(guard);
+    for entry in forgotten {
+        release(Some(entry));
+    }
+    set_errno(errno);
+    ret
+}
+
+/// `closefrom(3)`: `close_range(lowfd, ~0U, 0)`, or where the kernel lacks it,
+/// every open descriptor from `lowfd` on, one by one (as glibc falls back).
+///
+/// # Safety
+/// As glibc's `closefrom`.
+#[no_mangle]
+pub unsafe extern "C" fn closefrom(lowfd: c_int) {
+    let low = lowfd.max(0) as c_uint;
+    // SAFETY: the same contract, for the whole range from `low`.
+    if unsafe { close_range(low, c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<c_int> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &c_int| fd >= lowfd)
+        .collect();
+    for fd in fds {
+        // SAFETY: close(2) of a number; a closed one (the directory's own) fails
+        // with EBADF.
+        unsafe { close(fd) };
+    }
 }
 
 /// Drops an fd entry, which may release the file (`fput`), inside `catch_unwind`.
@@ -412,20 +524,27 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     unsafe { fcntl(fd, cmd, arg) }
 }
 
+/// Runs `f` on `fd`'s entry if `fd` is emulated, as the C call returns.
+fn on_entry<T: From<i8>>(fd: c_int, f: impl FnOnce(&FdEntry) -> Result<T, Errno>) -> Option<T> {
+    let entry = FdTable::global().get(fd)?;
+    Some(emulate(|| f(&entry)))
+}
+
+/// A transfer's result as `ssize_t` (at most `MAX_RW_COUNT`).
+fn transferred(n: u64) -> ssize_t {
+    n as ssize_t
+}
+
 /// `read(2)`.
 ///
 /// # Safety
 /// As libc's `read`.
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
-    if let Some(entry) = FdTable::global().get(fd) {
-        return emulate(|| {
-            let n = match entry {
-                FdEntry::Iommufd(_) => return Err(Errno::INVAL),
-                FdEntry::File(file) => file.read(buf as u64, count as u64)?,
-            };
-            Ok(n as ssize_t)
-        });
+    if let Some(r) = on_entry(fd, |e| {
+        vfs::read_write(e, Dir::Read, buf as u64, count as u64).map(transferred)
+    }) {
+        return r;
     }
     // SAFETY: forwarding to libc's read.
     unsafe { (real().read)(fd, buf, count) }
@@ -437,37 +556,33 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
 /// As libc's `write`.
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
-    if let Some(entry) = FdTable::global().get(fd) {
-        return emulate(|| {
-            let n = match entry {
-                FdEntry::Iommufd(_) => return Err(Errno::INVAL),
-                FdEntry::File(file) => file.write(buf as u64, count as u64)?,
-            };
-            Ok(n as ssize_t)
-        });
+    if let Some(r) = on_entry(fd, |e| {
+        vfs::read_write(e, Dir::Write, buf as u64, count as u64).map(transferred)
+    }) {
+        return r;
     }
     // SAFETY: forwarding to libc's write.
     unsafe { (real().write)(fd, buf, count) }
 }
 
-/// `pread(2)` (`fault-inject` builds): positioned reads of the fault-injection
-/// files; everything else goes to libc (an eventfd behind other emulated fds
-/// refuses them with `ESPIPE`).
+/// `pread(2)`: on an emulated fd as the VFS has it (`EINVAL` on an iommufd,
+/// `ESPIPE` on its anonymous files); in `fault-inject` builds, positioned
+/// reads of the fault-injection files.
 ///
 /// # Safety
 /// As libc's `pread`.
-#[cfg(feature = "fault-inject")]
 #[no_mangle]
-pub unsafe extern "C" fn pread(
-    fd: c_int,
-    buf: *mut c_void,
-    count: size_t,
-    off: libc::off_t,
-) -> ssize_t {
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, count: size_t, off: off_t) -> ssize_t {
+    #[cfg(feature = "fault-inject")]
     if FdTable::global().maybe_ours(fd) {
         if let Some(res) = crate::failnth::pread(fd, buf as u64, count as u64, off) {
             return emulate(|| res.map(|n| n as ssize_t));
         }
+    }
+    if let Some(r) = on_entry(fd, |e| {
+        vfs::pread_pwrite(e, Dir::Read, buf as u64, count as u64, off).map(transferred)
+    }) {
+        return r;
     }
     // SAFETY: forwarding to libc's pread.
     unsafe { (real().pread)(fd, buf, count, off) }
@@ -477,13 +592,12 @@ pub unsafe extern "C" fn pread(
 ///
 /// # Safety
 /// As glibc's `pread64`.
-#[cfg(feature = "fault-inject")]
 #[no_mangle]
 pub unsafe extern "C" fn pread64(
     fd: c_int,
     buf: *mut c_void,
     count: size_t,
-    off: libc::off_t,
+    off: off_t,
 ) -> ssize_t {
     // SAFETY: same contract; on 64-bit glibc pread64 is pread.
     unsafe { pread(fd, buf, count, off) }
@@ -493,18 +607,23 @@ pub unsafe extern "C" fn pread64(
 ///
 /// # Safety
 /// As libc's `pwrite`.
-#[cfg(feature = "fault-inject")]
 #[no_mangle]
 pub unsafe extern "C" fn pwrite(
     fd: c_int,
     buf: *const c_void,
     count: size_t,
-    off: libc::off_t,
+    off: off_t,
 ) -> ssize_t {
+    #[cfg(feature = "fault-inject")]
     if FdTable::global().maybe_ours(fd) {
         if let Some(res) = crate::failnth::pwrite(fd, buf as u64, count as u64, off) {
             return emulate(|| res.map(|n| n as ssize_t));
         }
+    }
+    if let Some(r) = on_entry(fd, |e| {
+        vfs::pread_pwrite(e, Dir::Write, buf as u64, count as u64, off).map(transferred)
+    }) {
+        return r;
     }
     // SAFETY: forwarding to libc's pwrite.
     unsafe { (real().pwrite)(fd, buf, count, off) }
@@ -514,16 +633,235 @@ pub unsafe extern "C" fn pwrite(
 ///
 /// # Safety
 /// As glibc's `pwrite64`.
-#[cfg(feature = "fault-inject")]
 #[no_mangle]
 pub unsafe extern "C" fn pwrite64(
     fd: c_int,
     buf: *const c_void,
     count: size_t,
-    off: libc::off_t,
+    off: off_t,
 ) -> ssize_t {
     // SAFETY: same contract; on 64-bit glibc pwrite64 is pwrite.
     unsafe { pwrite(fd, buf, count, off) }
+}
+
+/// A vectored transfer on an emulated fd (`inproc::vfs::readv_writev`).
+fn vectored(
+    fd: c_int,
+    dir: Dir,
+    iov: *const iovec,
+    iovcnt: c_int,
+    at: At,
+    flags: c_int,
+) -> Option<ssize_t> {
+    on_entry(fd, |e| {
+        vfs::readv_writev(e, dir, iov as u64, iovcnt, at, flags).map(transferred)
+    })
+}
+
+/// `readv(2)`: on an emulated file, its read op once per segment.
+///
+/// # Safety
+/// As libc's `readv`.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
+    if let Some(r) = vectored(fd, Dir::Read, iov, iovcnt, At::Position, 0) {
+        return r;
+    }
+    // SAFETY: forwarding to libc's readv.
+    unsafe { (real().readv)(fd, iov, iovcnt) }
+}
+
+/// `writev(2)`: see [`readv`].
+///
+/// # Safety
+/// As libc's `writev`.
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
+    if let Some(r) = vectored(fd, Dir::Write, iov, iovcnt, At::Position, 0) {
+        return r;
+    }
+    // SAFETY: forwarding to libc's writev.
+    unsafe { (real().writev)(fd, iov, iovcnt) }
+}
+
+/// `preadv(2)`.
+///
+/// # Safety
+/// As libc's `preadv`.
+#[no_mangle]
+pub unsafe extern "C" fn preadv(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+) -> ssize_t {
+    if let Some(r) = vectored(fd, Dir::Read, iov, iovcnt, At::Offset(off), 0) {
+        return r;
+    }
+    // SAFETY: forwarding to libc's preadv.
+    unsafe { (real().preadv)(fd, iov, iovcnt, off) }
+}
+
+/// `preadv64`.
+///
+/// # Safety
+/// As glibc's `preadv64`.
+#[no_mangle]
+pub unsafe extern "C" fn preadv64(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+) -> ssize_t {
+    // SAFETY: same contract; on 64-bit glibc preadv64 is preadv.
+    unsafe { preadv(fd, iov, iovcnt, off) }
+}
+
+/// `pwritev(2)`.
+///
+/// # Safety
+/// As libc's `pwritev`.
+#[no_mangle]
+pub unsafe extern "C" fn pwritev(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+) -> ssize_t {
+    if let Some(r) = vectored(fd, Dir::Write, iov, iovcnt, At::Offset(off), 0) {
+        return r;
+    }
+    // SAFETY: forwarding to libc's pwritev.
+    unsafe { (real().pwritev)(fd, iov, iovcnt, off) }
+}
+
+/// `pwritev64`.
+///
+/// # Safety
+/// As glibc's `pwritev64`.
+#[no_mangle]
+pub unsafe extern "C" fn pwritev64(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+) -> ssize_t {
+    // SAFETY: same contract; on 64-bit glibc pwritev64 is pwritev.
+    unsafe { pwritev(fd, iov, iovcnt, off) }
+}
+
+/// Where `preadv2`/`pwritev2` transfer: offset -1 is the file position.
+fn at_v2(off: off_t) -> At {
+    if off == -1 {
+        At::Position
+    } else {
+        At::Offset(off)
+    }
+}
+
+/// `preadv2(2)`.
+///
+/// # Safety
+/// As glibc's `preadv2`.
+#[no_mangle]
+pub unsafe extern "C" fn preadv2(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+    flags: c_int,
+) -> ssize_t {
+    if let Some(r) = vectored(fd, Dir::Read, iov, iovcnt, at_v2(off), flags) {
+        return r;
+    }
+    match real_v2().0 {
+        // SAFETY: forwarding to libc's preadv64v2.
+        Some(f) => unsafe { f(fd, iov, iovcnt, off, flags) },
+        None => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+/// `preadv64v2`.
+///
+/// # Safety
+/// As glibc's `preadv64v2`.
+#[no_mangle]
+pub unsafe extern "C" fn preadv64v2(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+    flags: c_int,
+) -> ssize_t {
+    // SAFETY: same contract; on 64-bit glibc preadv64v2 is preadv2.
+    unsafe { preadv2(fd, iov, iovcnt, off, flags) }
+}
+
+/// `pwritev2(2)`.
+///
+/// # Safety
+/// As glibc's `pwritev2`.
+#[no_mangle]
+pub unsafe extern "C" fn pwritev2(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+    flags: c_int,
+) -> ssize_t {
+    if let Some(r) = vectored(fd, Dir::Write, iov, iovcnt, at_v2(off), flags) {
+        return r;
+    }
+    match real_v2().1 {
+        // SAFETY: forwarding to libc's pwritev64v2.
+        Some(f) => unsafe { f(fd, iov, iovcnt, off, flags) },
+        None => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+/// `pwritev64v2`.
+///
+/// # Safety
+/// As glibc's `pwritev64v2`.
+#[no_mangle]
+pub unsafe extern "C" fn pwritev64v2(
+    fd: c_int,
+    iov: *const iovec,
+    iovcnt: c_int,
+    off: off_t,
+    flags: c_int,
+) -> ssize_t {
+    // SAFETY: same contract; on 64-bit glibc pwritev64v2 is pwritev2.
+    unsafe { pwritev2(fd, iov, iovcnt, off, flags) }
+}
+
+/// `lseek(2)`: `ESPIPE` on every emulated file (none has an llseek op).
+///
+/// # Safety
+/// As libc's `lseek`.
+#[no_mangle]
+pub unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
+    if let Some(r) = on_entry(fd, |e| vfs::lseek(e, off, whence)) {
+        return r;
+    }
+    // SAFETY: forwarding to libc's lseek.
+    unsafe { (real().lseek)(fd, off, whence) }
+}
+
+/// `lseek64`.
+///
+/// # Safety
+/// As glibc's `lseek64`.
+#[no_mangle]
+pub unsafe extern "C" fn lseek64(fd: c_int, off: off_t, whence: c_int) -> off_t {
+    // SAFETY: same contract; on 64-bit glibc lseek64 is lseek.
+    unsafe { lseek(fd, off, whence) }
 }
 
 /// `sigaction(2)`: SIGSEGV and SIGBUS actions are kept as the chained handlers of
