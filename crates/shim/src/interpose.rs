@@ -86,6 +86,22 @@ macro_rules! resolve {
     };
 }
 
+/// Exports glibc's 64-bit-offset twin of an interposed function (`open64`,
+/// `pread64`, ...): on 64-bit glibc both names are the same function.
+macro_rules! alias64 {
+    ($alias:ident => $target:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[doc = concat!("`", stringify!($alias), "`: [`", stringify!($target), "`].")]
+        ///
+        /// # Safety
+        #[doc = concat!("As glibc's `", stringify!($alias), "`.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $alias($($arg: $ty),*) -> $ret {
+            // SAFETY: the same contract as the target's.
+            unsafe { $target($($arg),*) }
+        }
+    };
+}
+
 fn real() -> &'static Real {
     static REAL: OnceLock<Real> = OnceLock::new();
     REAL.get_or_init(|| Real {
@@ -198,15 +214,7 @@ pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -
     unsafe { (real().open)(path, flags, mode) }
 }
 
-/// `open64(2)`.
-///
-/// # Safety
-/// As libc's `open64`.
-#[no_mangle]
-pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
-    // SAFETY: same contract; on 64-bit glibc open64 is open.
-    unsafe { open(path, flags, mode) }
-}
+alias64!(open64 => open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int);
 
 /// `openat(2)`.
 ///
@@ -230,20 +238,7 @@ pub unsafe extern "C" fn openat(
     unsafe { (real().openat)(dirfd, path, flags, mode) }
 }
 
-/// `openat64(2)`.
-///
-/// # Safety
-/// As libc's `openat64`.
-#[no_mangle]
-pub unsafe extern "C" fn openat64(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    mode: mode_t,
-) -> c_int {
-    // SAFETY: same contract as openat.
-    unsafe { openat(dirfd, path, flags, mode) }
-}
+alias64!(openat64 => openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int);
 
 /// `__open_2`, the fortified `open` without a mode.
 ///
@@ -514,15 +509,7 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     unsafe { (real().fcntl)(fd, cmd, arg) }
 }
 
-/// `fcntl64`.
-///
-/// # Safety
-/// As glibc's `fcntl64`.
-#[no_mangle]
-pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    // SAFETY: same contract as fcntl.
-    unsafe { fcntl(fd, cmd, arg) }
-}
+alias64!(fcntl64 => fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int);
 
 /// Runs `f` on `fd`'s entry if `fd` is emulated, as the C call returns.
 fn on_entry<T: From<i8>>(fd: c_int, f: impl FnOnce(&FdEntry) -> Result<T, Errno>) -> Option<T> {
@@ -588,20 +575,7 @@ pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, count: size_t, off: 
     unsafe { (real().pread)(fd, buf, count, off) }
 }
 
-/// `pread64`.
-///
-/// # Safety
-/// As glibc's `pread64`.
-#[no_mangle]
-pub unsafe extern "C" fn pread64(
-    fd: c_int,
-    buf: *mut c_void,
-    count: size_t,
-    off: off_t,
-) -> ssize_t {
-    // SAFETY: same contract; on 64-bit glibc pread64 is pread.
-    unsafe { pread(fd, buf, count, off) }
-}
+alias64!(pread64 => pread(fd: c_int, buf: *mut c_void, count: size_t, off: off_t) -> ssize_t);
 
 /// `pwrite(2)`: see [`pread`].
 ///
@@ -629,20 +603,7 @@ pub unsafe extern "C" fn pwrite(
     unsafe { (real().pwrite)(fd, buf, count, off) }
 }
 
-/// `pwrite64`.
-///
-/// # Safety
-/// As glibc's `pwrite64`.
-#[no_mangle]
-pub unsafe extern "C" fn pwrite64(
-    fd: c_int,
-    buf: *const c_void,
-    count: size_t,
-    off: off_t,
-) -> ssize_t {
-    // SAFETY: same contract; on 64-bit glibc pwrite64 is pwrite.
-    unsafe { pwrite(fd, buf, count, off) }
-}
+alias64!(pwrite64 => pwrite(fd: c_int, buf: *const c_void, count: size_t, off: off_t) -> ssize_t);
 
 /// A vectored transfer on an emulated fd (`inproc::vfs::readv_writev`).
 fn vectored(
@@ -702,20 +663,7 @@ pub unsafe extern "C" fn preadv(
     unsafe { (real().preadv)(fd, iov, iovcnt, off) }
 }
 
-/// `preadv64`.
-///
-/// # Safety
-/// As glibc's `preadv64`.
-#[no_mangle]
-pub unsafe extern "C" fn preadv64(
-    fd: c_int,
-    iov: *const iovec,
-    iovcnt: c_int,
-    off: off_t,
-) -> ssize_t {
-    // SAFETY: same contract; on 64-bit glibc preadv64 is preadv.
-    unsafe { preadv(fd, iov, iovcnt, off) }
-}
+alias64!(preadv64 => preadv(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t) -> ssize_t);
 
 /// `pwritev(2)`.
 ///
@@ -735,27 +683,37 @@ pub unsafe extern "C" fn pwritev(
     unsafe { (real().pwritev)(fd, iov, iovcnt, off) }
 }
 
-/// `pwritev64`.
+alias64!(pwritev64 => pwritev(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t) -> ssize_t);
+
+/// `preadv2`/`pwritev2`: offset -1 is the file position; other fds go to
+/// libc's `preadv64v2`/`pwritev64v2` (`ENOSYS` where libc has none).
 ///
 /// # Safety
-/// As glibc's `pwritev64`.
-#[no_mangle]
-pub unsafe extern "C" fn pwritev64(
+/// As glibc's `preadv2`/`pwritev2`.
+unsafe fn vectored_v2(
+    dir: Dir,
     fd: c_int,
     iov: *const iovec,
     iovcnt: c_int,
     off: off_t,
+    flags: c_int,
 ) -> ssize_t {
-    // SAFETY: same contract; on 64-bit glibc pwritev64 is pwritev.
-    unsafe { pwritev(fd, iov, iovcnt, off) }
-}
-
-/// Where `preadv2`/`pwritev2` transfer: offset -1 is the file position.
-fn at_v2(off: off_t) -> At {
-    if off == -1 {
+    let at = if off == -1 {
         At::Position
     } else {
         At::Offset(off)
+    };
+    if let Some(r) = vectored(fd, dir, iov, iovcnt, at, flags) {
+        return r;
+    }
+    let (read, write) = real_v2();
+    match if dir == Dir::Read { read } else { write } {
+        // SAFETY: forwarding the caller's arguments to libc's function.
+        Some(f) => unsafe { f(fd, iov, iovcnt, off, flags) },
+        None => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
     }
 }
 
@@ -771,34 +729,11 @@ pub unsafe extern "C" fn preadv2(
     off: off_t,
     flags: c_int,
 ) -> ssize_t {
-    if let Some(r) = vectored(fd, Dir::Read, iov, iovcnt, at_v2(off), flags) {
-        return r;
-    }
-    match real_v2().0 {
-        // SAFETY: forwarding to libc's preadv64v2.
-        Some(f) => unsafe { f(fd, iov, iovcnt, off, flags) },
-        None => {
-            set_errno(libc::ENOSYS);
-            -1
-        }
-    }
+    // SAFETY: the caller's arguments, under preadv2's contract.
+    unsafe { vectored_v2(Dir::Read, fd, iov, iovcnt, off, flags) }
 }
 
-/// `preadv64v2`.
-///
-/// # Safety
-/// As glibc's `preadv64v2`.
-#[no_mangle]
-pub unsafe extern "C" fn preadv64v2(
-    fd: c_int,
-    iov: *const iovec,
-    iovcnt: c_int,
-    off: off_t,
-    flags: c_int,
-) -> ssize_t {
-    // SAFETY: same contract; on 64-bit glibc preadv64v2 is preadv2.
-    unsafe { preadv2(fd, iov, iovcnt, off, flags) }
-}
+alias64!(preadv64v2 => preadv2(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t, flags: c_int) -> ssize_t);
 
 /// `pwritev2(2)`.
 ///
@@ -812,34 +747,11 @@ pub unsafe extern "C" fn pwritev2(
     off: off_t,
     flags: c_int,
 ) -> ssize_t {
-    if let Some(r) = vectored(fd, Dir::Write, iov, iovcnt, at_v2(off), flags) {
-        return r;
-    }
-    match real_v2().1 {
-        // SAFETY: forwarding to libc's pwritev64v2.
-        Some(f) => unsafe { f(fd, iov, iovcnt, off, flags) },
-        None => {
-            set_errno(libc::ENOSYS);
-            -1
-        }
-    }
+    // SAFETY: the caller's arguments, under pwritev2's contract.
+    unsafe { vectored_v2(Dir::Write, fd, iov, iovcnt, off, flags) }
 }
 
-/// `pwritev64v2`.
-///
-/// # Safety
-/// As glibc's `pwritev64v2`.
-#[no_mangle]
-pub unsafe extern "C" fn pwritev64v2(
-    fd: c_int,
-    iov: *const iovec,
-    iovcnt: c_int,
-    off: off_t,
-    flags: c_int,
-) -> ssize_t {
-    // SAFETY: same contract; on 64-bit glibc pwritev64v2 is pwritev2.
-    unsafe { pwritev2(fd, iov, iovcnt, off, flags) }
-}
+alias64!(pwritev64v2 => pwritev2(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t, flags: c_int) -> ssize_t);
 
 /// `lseek(2)`: `ESPIPE` on every emulated file (none has an llseek op).
 ///
@@ -854,15 +766,7 @@ pub unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
     unsafe { (real().lseek)(fd, off, whence) }
 }
 
-/// `lseek64`.
-///
-/// # Safety
-/// As glibc's `lseek64`.
-#[no_mangle]
-pub unsafe extern "C" fn lseek64(fd: c_int, off: off_t, whence: c_int) -> off_t {
-    // SAFETY: same contract; on 64-bit glibc lseek64 is lseek.
-    unsafe { lseek(fd, off, whence) }
-}
+alias64!(lseek64 => lseek(fd: c_int, off: off_t, whence: c_int) -> off_t);
 
 /// `sigaction(2)`: SIGSEGV and SIGBUS actions are kept as the chained handlers of
 /// the user-access fault handler.
