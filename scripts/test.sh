@@ -21,6 +21,9 @@ step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test"
+# The preload library (a cdylib) is built by `cargo build`, not `cargo test`;
+# the `iommufd run` tests (cli/tests/run.rs) load it from target/debug.
+cargo build --workspace --quiet
 cargo test --workspace --quiet
 
 step "fault injection (feature fault-inject): lints and unit tests"

@@ -4,7 +4,8 @@
 //! oracle VM on the real kernel, and exits 0 only if all held.
 //!
 //! Needs a C compiler (`cc`) and the preload library next to the `iommufd`
-//! binary, as `cargo test --workspace` builds it.
+//! binary: `cargo build` makes it (`cargo test` alone does not build a
+//! cdylib), or set `IOMMUFD_PRELOAD`. `scripts/test.sh` builds first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -43,7 +44,7 @@ fn run(exe: &Path) -> String {
     let lib = bin.with_file_name("libiommufd_preload.so");
     assert!(
         lib.exists() || std::env::var_os("IOMMUFD_PRELOAD").is_some(),
-        "{} is missing: build the workspace (cargo build) first",
+        "{} is missing: run `cargo build` first",
         lib.display()
     );
     let mut child = Command::new(bin)
