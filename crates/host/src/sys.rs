@@ -198,6 +198,20 @@ pub fn set_cloexec(fd: std::os::fd::BorrowedFd<'_>, on: bool) -> Result<(), Errn
     Ok(())
 }
 
+/// Sets the file status flags of `fd` that `F_SETFL` changes (`O_APPEND`,
+/// `O_NONBLOCK`, `O_ASYNC`, ...) to `flags`.
+///
+/// # Errors
+/// `EBADF`, or `EINVAL`/`EPERM` for a flag the file refuses.
+pub fn set_status_flags(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_SETFL changes only the status flags of the borrowed descriptor.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
 /// A new eventfd with counter `initval`; flags `EFD_NONBLOCK | EFD_CLOEXEC`
 /// when `nonblock_cloexec`, none otherwise.
 pub fn eventfd(initval: u32, nonblock_cloexec: bool) -> Result<OwnedFd, Errno> {

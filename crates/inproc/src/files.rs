@@ -35,8 +35,9 @@ pub const FAST_FDS: usize = 1 << 16;
 /// What an emulated fd refers to (an open file description).
 #[derive(Clone)]
 pub enum FdEntry {
-    /// `/dev/iommu` or `/dev/vfio/vfio`.
-    Iommufd(Arc<IommufdFile>),
+    /// `/dev/iommu` or `/dev/vfio/vfio`, with the flags it was opened with
+    /// (`f_flags`, see [`crate::vfs::char_device_open`]).
+    Iommufd(Arc<IommufdFile>, i32),
     /// A file iommufd created (access, fault queue).
     File(Arc<dyn FileOps>),
 }
@@ -44,7 +45,7 @@ pub enum FdEntry {
 impl FdEntry {
     fn downgrade(&self) -> WeakEntry {
         match self {
-            FdEntry::Iommufd(file) => WeakEntry::Iommufd(Arc::downgrade(file)),
+            FdEntry::Iommufd(file, flags) => WeakEntry::Iommufd(Arc::downgrade(file), *flags),
             FdEntry::File(file) => WeakEntry::File(Arc::downgrade(file)),
         }
     }
@@ -52,14 +53,14 @@ impl FdEntry {
 
 /// An [`FdEntry`] that does not keep its file open.
 enum WeakEntry {
-    Iommufd(Weak<IommufdFile>),
+    Iommufd(Weak<IommufdFile>, i32),
     File(Weak<dyn FileOps>),
 }
 
 impl WeakEntry {
     fn upgrade(&self) -> Option<FdEntry> {
         match self {
-            WeakEntry::Iommufd(file) => file.upgrade().map(FdEntry::Iommufd),
+            WeakEntry::Iommufd(file, flags) => file.upgrade().map(|f| FdEntry::Iommufd(f, *flags)),
             WeakEntry::File(file) => file.upgrade().map(FdEntry::File),
         }
     }
@@ -247,20 +248,25 @@ impl FdTable {
     pub fn new_backing_fd(readable: bool, cloexec: bool) -> Result<OwnedFd, Errno> {
         fault::fail_point!(fault::Site::FdAlloc, Errno::NOMEM);
         let fd = host::sys::eventfd(u32::from(readable), false)?;
-        if !cloexec {
-            host::sys::set_cloexec(fd.as_fd(), false)?;
+        if cloexec {
+            host::sys::set_cloexec(fd.as_fd(), true)?;
         }
         Ok(fd)
     }
 
-    /// Opens an iommufd: a backing fd, recorded in the table. Returns the fd.
+    /// Opens an iommufd with `open(2)` flags `flags`: a backing fd, recorded in
+    /// the table. Returns the fd.
     ///
     /// # Errors
-    /// The errno of creating the backing fd.
-    pub fn open_iommufd(&self, file: Arc<IommufdFile>, cloexec: bool) -> Result<i32, Errno> {
+    /// The errno of an open of a character device with these flags
+    /// ([`crate::vfs::char_device_open`]), or of creating the backing fd.
+    pub fn open_iommufd(&self, file: Arc<IommufdFile>, flags: i32) -> Result<i32, Errno> {
+        let f_flags = crate::vfs::char_device_open(flags)?;
         // An iommufd has no poll op: it always polls readable and writable.
-        let fd = Self::new_backing_fd(true, cloexec)?.into_raw_fd();
-        self.lock().insert(fd, FdEntry::Iommufd(file));
+        let fd = Self::new_backing_fd(true, flags & libc::O_CLOEXEC != 0)?;
+        host::sys::set_status_flags(fd.as_fd(), f_flags & crate::vfs::SETFL_MASK)?;
+        let fd = fd.into_raw_fd();
+        self.lock().insert(fd, FdEntry::Iommufd(file, f_flags));
         Ok(fd)
     }
 }
@@ -336,7 +342,7 @@ impl Files for FdTable {
     fn get(&self, fd: i32) -> Option<Arc<dyn FileOps>> {
         match FdTable::get(self, fd)? {
             FdEntry::File(file) => Some(file),
-            FdEntry::Iommufd(_) => None,
+            FdEntry::Iommufd(..) => None,
         }
     }
 }

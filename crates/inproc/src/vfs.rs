@@ -6,9 +6,10 @@
 //! opened:
 //!
 //! * an iommufd (`/dev/iommu`, `/dev/vfio/vfio`) is a character device opened
-//!   by path, so positioned I/O is allowed (`FMODE_PREAD`), but `iommufd_fops`
-//!   has neither read, write nor llseek: those fail with `EINVAL`, `lseek`
-//!   with `ESPIPE`;
+//!   by path ([`char_device_open`]), so positioned I/O is allowed
+//!   (`FMODE_PREAD`), but `iommufd_fops` has neither read, write nor llseek:
+//!   those fail with `EINVAL` (`EBADF` first where the access mode lacks the
+//!   direction), `lseek` with `ESPIPE`;
 //! * the files iommufd creates (fault queues, selftest accesses) are anonymous
 //!   inodes: no positioned I/O (`ESPIPE`), and read or write only where the
 //!   file has the op ([`FileOps::has_read`]).
@@ -32,6 +33,81 @@ const SEEK_MAX: i32 = 4;
 /// `sizeof(struct iovec)` on 64-bit.
 const IOVEC_SIZE: u64 = 16;
 
+/// The kernel's `O_LARGEFILE` (x86-64), which `open` forces on 64-bit (glibc
+/// defines it as 0 there).
+pub const O_LARGEFILE: i32 = 0o100_000;
+/// `__O_TMPFILE`, the bit `O_TMPFILE` adds to `O_DIRECTORY`.
+const O_TMPFILE_BIT: i32 = 0o20_000_000;
+/// `__O_SYNC`, the bit `O_SYNC` adds to `O_DSYNC`.
+const O_SYNC_BIT: i32 = 0o4_000_000;
+/// `VALID_OPEN_FLAGS`: `open` ignores every other bit.
+const VALID_OPEN_FLAGS: i32 = libc::O_ACCMODE
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_NOCTTY
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | O_SYNC_BIT
+    | libc::O_DSYNC
+    | libc::O_ASYNC
+    | libc::O_DIRECT
+    | O_LARGEFILE
+    | libc::O_DIRECTORY
+    | libc::O_NOFOLLOW
+    | libc::O_NOATIME
+    | libc::O_CLOEXEC
+    | libc::O_PATH
+    | O_TMPFILE_BIT;
+/// The status flags of an emulated iommufd that live on its backing fd, so
+/// that `F_SETFL` changes them: `O_APPEND` and `O_NONBLOCK` (the rest of
+/// `SETFL_MASK` cannot be set on either file, or not by every user).
+pub const SETFL_MASK: i32 = libc::O_APPEND | libc::O_NONBLOCK;
+
+/// An `open(2)` of a character device (by its path) with `flags`, as the
+/// kernel answers it: the file's flags (`f_flags`, what `F_GETFL` returns).
+/// `O_PATH` opens no device and is not handled here.
+///
+/// # Errors
+/// `EINVAL` for `O_DIRECTORY | O_CREAT`, for `O_TMPFILE` without write access
+/// (`build_open_flags`), or `O_DIRECT` (no direct I/O); `ENOTDIR` for
+/// `O_DIRECTORY`; `EEXIST` for `O_CREAT | O_EXCL`.
+pub fn char_device_open(flags: i32) -> Result<i32, Errno> {
+    let flags = flags & VALID_OPEN_FLAGS & !libc::O_CLOEXEC;
+    let all = |f: i32| flags & f == f;
+    if all(libc::O_DIRECTORY | libc::O_CREAT) {
+        return Err(Errno::INVAL);
+    }
+    if flags & O_TMPFILE_BIT != 0
+        && (flags & libc::O_DIRECTORY == 0 || flags & libc::O_ACCMODE == libc::O_RDONLY)
+    {
+        return Err(Errno::INVAL);
+    }
+    if flags & libc::O_DIRECTORY != 0 {
+        return Err(Errno::NOTDIR);
+    }
+    if all(libc::O_CREAT | libc::O_EXCL) {
+        return Err(Errno::EXIST);
+    }
+    if flags & libc::O_DIRECT != 0 {
+        return Err(Errno::INVAL);
+    }
+    let mut f_flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC);
+    if f_flags & O_SYNC_BIT != 0 {
+        f_flags |= libc::O_DSYNC;
+    }
+    Ok(f_flags | O_LARGEFILE)
+}
+
+/// `fcntl(F_GETFL)` of an emulated fd whose backing fd answers `backing`.
+pub fn getfl(entry: &FdEntry, backing: i32) -> i32 {
+    match entry {
+        FdEntry::Iommufd(_, f_flags) => (f_flags & !SETFL_MASK) | (backing & SETFL_MASK),
+        // Opened O_RDWR by iommufd, as the eventfd is.
+        FdEntry::File(_) => backing,
+    }
+}
+
 /// Which way a transfer goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dir {
@@ -51,10 +127,20 @@ pub enum At {
 }
 
 impl FdEntry {
+    /// `FMODE_READ` / `FMODE_WRITE`, from the access mode (`OPEN_FMODE`); the
+    /// files iommufd creates are opened `O_RDWR`.
+    fn opened_for(&self, dir: Dir) -> bool {
+        let fmode = match self {
+            FdEntry::Iommufd(_, f_flags) => (f_flags + 1) & libc::O_ACCMODE,
+            FdEntry::File(_) => 3,
+        };
+        fmode & if dir == Dir::Read { 1 } else { 2 } != 0
+    }
+
     /// `FMODE_CAN_READ` / `FMODE_CAN_WRITE`.
     fn has_op(&self, dir: Dir) -> bool {
         match (self, dir) {
-            (FdEntry::Iommufd(_), _) => false,
+            (FdEntry::Iommufd(..), _) => false,
             (FdEntry::File(f), Dir::Read) => f.has_read(),
             (FdEntry::File(f), Dir::Write) => f.has_write(),
         }
@@ -62,13 +148,25 @@ impl FdEntry {
 
     /// `FMODE_PREAD` / `FMODE_PWRITE`: set for files opened by path.
     fn positional(&self) -> bool {
-        matches!(self, FdEntry::Iommufd(_))
+        matches!(self, FdEntry::Iommufd(..))
+    }
+
+    /// `vfs_read`'s and `vfs_readv`'s first checks: `EBADF` if not opened for
+    /// `dir`, `EINVAL` without the op.
+    fn check_op(&self, dir: Dir) -> Result<(), Errno> {
+        if !self.opened_for(dir) {
+            return Err(Errno::BADF);
+        }
+        if !self.has_op(dir) {
+            return Err(Errno::INVAL);
+        }
+        Ok(())
     }
 
     /// The file's read or write op (only called where [`FdEntry::has_op`]).
     fn op(&self, dir: Dir, buf: u64, count: u64) -> Result<u64, Errno> {
         match (self, dir) {
-            (FdEntry::Iommufd(_), _) => Err(Errno::INVAL),
+            (FdEntry::Iommufd(..), _) => Err(Errno::INVAL),
             (FdEntry::File(f), Dir::Read) => f.read(buf, count),
             (FdEntry::File(f), Dir::Write) => f.write(buf, count),
         }
@@ -78,12 +176,10 @@ impl FdEntry {
 /// `read(2)` / `write(2)` (`vfs_read` / `vfs_write`).
 ///
 /// # Errors
-/// `EINVAL` without the op, `EFAULT` for a buffer beyond user space, else the
-/// op's errno.
+/// `EBADF` if not opened for `dir`, `EINVAL` without the op, `EFAULT` for a
+/// buffer beyond user space, else the op's errno.
 pub fn read_write(entry: &FdEntry, dir: Dir, buf: u64, count: u64) -> Result<u64, Errno> {
-    if !entry.has_op(dir) {
-        return Err(Errno::INVAL);
-    }
+    entry.check_op(dir)?;
     if !host::uaccess::access_ok(buf, count) {
         return Err(Errno::FAULT);
     }
@@ -116,7 +212,8 @@ pub fn pread_pwrite(
 ///
 /// # Errors
 /// `EINVAL` for a negative offset, `ESPIPE` for an offset on a file without
-/// positioned I/O, `EINVAL` without the op, the errno of the segment array
+/// positioned I/O, `EBADF` if not opened for `dir`, `EINVAL` without the
+/// op, the errno of the segment array
 /// (`EINVAL` for too many segments or a negative length, `EFAULT`),
 /// `EOPNOTSUPP` for `flags` other than `RWF_HIPRI`, else the op's errno if it
 /// failed on the first segment.
@@ -136,9 +233,7 @@ pub fn readv_writev(
             return Err(Errno::SPIPE);
         }
     }
-    if !entry.has_op(dir) {
-        return Err(Errno::INVAL);
-    }
+    entry.check_op(dir)?;
     // The syscall takes the count as an unsigned long and the import as an
     // unsigned int: a negative count is a huge one.
     let segs = import_iovec(iov, iovcnt as u32)?;
@@ -227,7 +322,7 @@ pub fn lseek(entry: &FdEntry, offset: i64, whence: i32) -> Result<i64, Errno> {
         return Err(Errno::INVAL);
     }
     match entry {
-        FdEntry::Iommufd(_) => Err(Errno::SPIPE),
+        FdEntry::Iommufd(..) => Err(Errno::SPIPE),
         FdEntry::File(f) => f.llseek(offset, whence),
     }
 }
@@ -392,5 +487,70 @@ mod tests {
         assert_eq!(lseek(&entry, 0, 0), Err(Errno::SPIPE));
         assert_eq!(lseek(&entry, 0, 5), Err(Errno::INVAL));
         assert!(file.calls.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn opening_a_character_device_keeps_the_kernels_flags() {
+        use libc::{
+            O_CLOEXEC, O_CREAT, O_DIRECT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY,
+            O_RDWR, O_SYNC, O_TMPFILE, O_TRUNC, O_WRONLY,
+        };
+        let lf = super::O_LARGEFILE;
+        assert_eq!(char_device_open(O_RDWR | O_CLOEXEC), Ok(O_RDWR | lf));
+        assert_eq!(
+            char_device_open(O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_NONBLOCK),
+            Ok(O_WRONLY | O_NONBLOCK | lf)
+        );
+        // O_SYNC is __O_SYNC | O_DSYNC; a bare __O_SYNC gets O_DSYNC too.
+        assert_eq!(char_device_open(O_RDWR | O_SYNC), Ok(O_RDWR | O_SYNC | lf));
+        assert_eq!(
+            char_device_open(O_RDWR | O_SYNC_BIT),
+            Ok(O_RDWR | O_SYNC | lf)
+        );
+        // Unknown bits are ignored by open(2).
+        assert_eq!(char_device_open(O_RDWR | 0x4000_0000), Ok(O_RDWR | lf));
+        assert_eq!(
+            char_device_open(O_RDWR | O_DIRECTORY | O_CREAT),
+            Err(Errno::INVAL)
+        );
+        assert_eq!(char_device_open(O_RDONLY | O_TMPFILE), Err(Errno::INVAL));
+        assert_eq!(char_device_open(O_RDWR | O_TMPFILE), Err(Errno::NOTDIR));
+        assert_eq!(char_device_open(O_RDWR | O_DIRECTORY), Err(Errno::NOTDIR));
+        assert_eq!(
+            char_device_open(O_RDWR | O_CREAT | O_EXCL),
+            Err(Errno::EXIST)
+        );
+        assert_eq!(char_device_open(O_RDWR | O_DIRECT), Err(Errno::INVAL));
+    }
+
+    #[test]
+    fn the_access_mode_is_checked_before_the_op() {
+        let entry = |flags| FdEntry::Iommufd(crate::open(false), flags);
+        let v = iovecs(&[(BUF, 8)]);
+        for (flags, read, write) in [
+            (libc::O_RDONLY, Errno::INVAL, Errno::BADF),
+            (libc::O_WRONLY, Errno::BADF, Errno::INVAL),
+            (libc::O_RDWR, Errno::INVAL, Errno::INVAL),
+            (libc::O_ACCMODE, Errno::BADF, Errno::BADF),
+        ] {
+            let e = entry(flags);
+            assert_eq!(read_write(&e, Dir::Read, BUF, 8), Err(read), "{flags}");
+            assert_eq!(read_write(&e, Dir::Write, BUF, 8), Err(write), "{flags}");
+            let rv = readv_writev(&e, Dir::Read, addr(&v), 1, At::Position, 0);
+            assert_eq!(rv, Err(read), "{flags}");
+            assert_eq!(
+                pread_pwrite(&e, Dir::Write, BUF, 8, 0),
+                Err(write),
+                "{flags}"
+            );
+        }
+        let e = entry(libc::O_WRONLY | libc::O_SYNC | O_LARGEFILE);
+        let backing = libc::O_RDWR | libc::O_NONBLOCK;
+        assert_eq!(
+            getfl(&e, backing),
+            libc::O_WRONLY | libc::O_SYNC | O_LARGEFILE | libc::O_NONBLOCK
+        );
+        let (_, file) = scripted(vec![]);
+        assert_eq!(getfl(&file, backing), backing);
     }
 }

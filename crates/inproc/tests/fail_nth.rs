@@ -388,7 +388,8 @@ impl Run {
             "open",
             || {
                 let file = IommufdFile::open(env, vfio);
-                let fd = FdTable::global().open_iommufd(file.clone(), true)?;
+                let fd =
+                    FdTable::global().open_iommufd(file.clone(), libc::O_RDWR | libc::O_CLOEXEC)?;
                 Ok((fd, file))
             },
             |r, (fd, file)| {

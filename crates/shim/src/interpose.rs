@@ -190,10 +190,26 @@ fn fault_file(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<c_int> 
     crate::failnth::open(dirfd, path, flags)
 }
 
-fn open_emulated(vfio: bool, flags: c_int) -> c_int {
+/// Opens an emulated device node. With `O_PATH` no device is opened: the
+/// program gets a real path descriptor (on which every ioctl fails with
+/// `EBADF`), of the node itself where the host has it, else of `/dev/null`,
+/// another character device.
+///
+/// # Safety
+/// `path` is the caller's NUL-terminated path.
+unsafe fn open_emulated(vfio: bool, path: *const c_char, flags: c_int) -> c_int {
+    if flags & libc::O_PATH != 0 {
+        // SAFETY: forwarding the caller's path and flags to libc's open.
+        let fd = unsafe { (real().open)(path, flags, 0) };
+        if fd >= 0 || errno() != libc::ENOENT {
+            return fd;
+        }
+        // SAFETY: a static path and the caller's flags.
+        return unsafe { (real().open)(c"/dev/null".as_ptr(), flags, 0) };
+    }
     emulate(|| {
         let file = inproc::open(vfio);
-        FdTable::global().open_iommufd(file, flags & libc::O_CLOEXEC != 0)
+        FdTable::global().open_iommufd(file, flags)
     })
 }
 
@@ -204,7 +220,8 @@ fn open_emulated(vfio: bool, flags: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
     if let Some(vfio) = emulated_path(path) {
-        return open_emulated(vfio, flags);
+        // SAFETY: the caller's path, as open(2) takes it.
+        return unsafe { open_emulated(vfio, path, flags) };
     }
     #[cfg(feature = "fault-inject")]
     if let Some(fd) = fault_file(libc::AT_FDCWD, path, flags) {
@@ -228,7 +245,8 @@ pub unsafe extern "C" fn openat(
     mode: mode_t,
 ) -> c_int {
     if let Some(vfio) = emulated_path(path) {
-        return open_emulated(vfio, flags);
+        // SAFETY: the caller's path, as open(2) takes it.
+        return unsafe { open_emulated(vfio, path, flags) };
     }
     #[cfg(feature = "fault-inject")]
     if let Some(fd) = fault_file(dirfd, path, flags) {
@@ -301,7 +319,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
             let cmd = request as u32;
             return emulate(|| {
                 let ret = match entry {
-                    FdEntry::Iommufd(file) => file.ioctl(cmd, arg as u64)?,
+                    FdEntry::Iommufd(file, _) => file.ioctl(cmd, arg as u64)?,
                     FdEntry::File(file) => file.ioctl(cmd, arg as u64)?,
                 };
                 Ok(c_int::try_from(ret).unwrap_or(c_int::MAX))
@@ -495,7 +513,8 @@ pub unsafe extern "C" fn dup3(oldfd: c_int, newfd: c_int, flags: c_int) -> c_int
     })
 }
 
-/// `fcntl(2)`; `F_DUPFD` and `F_DUPFD_CLOEXEC` of an emulated fd are dups.
+/// `fcntl(2)`; `F_DUPFD` and `F_DUPFD_CLOEXEC` of an emulated fd are dups, and
+/// `F_GETFL` of an emulated iommufd shows the flags it was opened with.
 ///
 /// # Safety
 /// As libc's `fcntl`.
@@ -504,6 +523,17 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
         // SAFETY: forwarding to libc's fcntl.
         return dup_with(fd, None, || unsafe { (real().fcntl)(fd, cmd, arg) });
+    }
+    if cmd == libc::F_GETFL {
+        if let Some(entry) = FdTable::global().get(fd) {
+            // SAFETY: F_GETFL reads the backing fd's status flags.
+            let backing = unsafe { (real().fcntl)(fd, cmd, arg) };
+            return if backing < 0 {
+                backing
+            } else {
+                vfs::getfl(&entry, backing)
+            };
+        }
     }
     // SAFETY: forwarding to libc's fcntl.
     unsafe { (real().fcntl)(fd, cmd, arg) }

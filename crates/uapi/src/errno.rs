@@ -48,6 +48,7 @@ errnos! {
     BUSY = 16, "Object or range busy.";
     EXIST = 17, "Already exists.";
     NODEV = 19, "No such device.";
+    NOTDIR = 20, "Not a directory.";
     INVAL = 22, "Understood but invalid argument.";
     NFILE = 23, "File table overflow.";
     MFILE = 24, "Too many open files.";

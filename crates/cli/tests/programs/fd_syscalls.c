@@ -35,6 +35,8 @@ struct iommu_fault_alloc { __u32 size, flags, out_fault_id, out_fault_fd; };
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
+/* The kernel's O_LARGEFILE, which open forces on 64-bit (0 in glibc there). */
+#define KERNEL_O_LARGEFILE 0100000
 #ifndef RWF_NOWAIT
 #define RWF_NOWAIT 0x8
 #endif
@@ -142,6 +144,12 @@ static void fault_file(void)
 	struct iovec response = { resp, RESPONSE_SIZE };
 	struct iovec odd_response = { resp, RESPONSE_SIZE - 1 };
 
+	/* Created close-on-exec, opened for reading and writing. */
+	EXPECT(fcntl(ffd, F_GETFD), FD_CLOEXEC, 0);
+	EXPECT(fcntl(ffd, F_GETFL), O_RDWR, 0);
+	EXPECT(fcntl(fd, F_GETFD), 0, 0);
+	EXPECT(fcntl(fd, F_GETFL), O_RDWR | KERNEL_O_LARGEFILE, 0);
+
 	/* Nothing pending: reads return 0 and never block. */
 	EXPECT(read(ffd, buf, FAULT_SIZE), 0, 0);
 	EXPECT(read(ffd, buf, 7), -1, ESPIPE);
@@ -169,6 +177,67 @@ static void fault_file(void)
 	EXPECT(lseek(ffd, 0, SEEK_CUR), -1, ESPIPE);
 	close(ffd);
 	close(fd);
+}
+
+/*
+ * How /dev/iommu was opened: its access mode decides read and write
+ * (EBADF before EINVAL), O_PATH gives a descriptor no ioctl works on, and it is
+ * a character device, not a directory, and exists.
+ */
+static void open_modes(void)
+{
+	struct iovec iov = { buf, 8 };
+	int fd;
+
+	fd = open("/dev/iommu", O_WRONLY);
+	EXPECT(ioas_alloc(fd), 0, 0);
+	EXPECT(read(fd, buf, 8), -1, EBADF);
+	EXPECT(readv(fd, &iov, 1), -1, EBADF);
+	EXPECT(pread(fd, buf, 8, 0), -1, EBADF);
+	EXPECT(write(fd, buf, 8), -1, EINVAL);
+	EXPECT(fcntl(fd, F_GETFL) & O_ACCMODE, O_WRONLY, 0);
+	close(fd);
+
+	fd = open("/dev/iommu", O_RDONLY | O_NONBLOCK);
+	EXPECT(ioas_alloc(fd), 0, 0);
+	EXPECT(read(fd, buf, 8), -1, EINVAL);
+	EXPECT(write(fd, buf, 8), -1, EBADF);
+	EXPECT(writev(fd, &iov, 1), -1, EBADF);
+	EXPECT(pwrite(fd, buf, 8, 0), -1, EBADF);
+	EXPECT(fcntl(fd, F_GETFL), O_RDONLY | O_NONBLOCK | KERNEL_O_LARGEFILE, 0);
+	EXPECT(fcntl(fd, F_SETFL, O_APPEND), 0, 0);
+	EXPECT(fcntl(fd, F_GETFL), O_RDONLY | O_APPEND | KERNEL_O_LARGEFILE, 0);
+	EXPECT(fcntl(fd, F_SETFL, O_DIRECT), -1, EINVAL);
+	close(fd);
+
+	fd = open("/dev/iommu", O_RDWR | O_SYNC | O_TRUNC | O_NOCTTY | O_CLOEXEC);
+	EXPECT(fcntl(fd, F_GETFL), O_RDWR | O_SYNC | KERNEL_O_LARGEFILE, 0);
+	EXPECT(fcntl(fd, F_GETFD), FD_CLOEXEC, 0);
+	close(fd);
+
+	/* Access mode 3: neither read nor write, ioctls only. */
+	fd = open("/dev/iommu", O_ACCMODE);
+	EXPECT(ioas_alloc(fd), 0, 0);
+	EXPECT(read(fd, buf, 8), -1, EBADF);
+	EXPECT(write(fd, buf, 8), -1, EBADF);
+	close(fd);
+
+	EXPECT(open("/dev/iommu", O_RDWR | O_DIRECTORY), -1, ENOTDIR);
+	EXPECT(open("/dev/iommu", O_RDWR | O_CREAT | O_EXCL, 0600), -1, EEXIST);
+	EXPECT(openat(AT_FDCWD, "/dev/iommu", O_RDWR | O_DIRECTORY), -1, ENOTDIR);
+	EXPECT(open("/dev/iommu", O_RDWR | O_DIRECTORY | O_CREAT, 0600), -1, EINVAL);
+	EXPECT(open("/dev/iommu", O_RDONLY | O_TMPFILE, 0600), -1, EINVAL);
+	EXPECT(open("/dev/iommu", O_RDWR | O_TMPFILE, 0600), -1, ENOTDIR);
+	EXPECT(open("/dev/iommu", O_RDWR | O_DIRECT), -1, EINVAL);
+	fd = open("/dev/iommu", O_RDWR | O_CREAT, 0600);
+	EXPECT(ioas_alloc(fd), 0, 0);
+	close(fd);
+
+	fd = open("/dev/iommu", O_PATH);
+	EXPECT(fd >= 0, 1, 0);
+	EXPECT(ioas_alloc(fd), -1, EBADF);
+	EXPECT(read(fd, buf, 8), -1, EBADF);
+	EXPECT(close(fd), 0, 0);
 }
 
 /* Whether `fd` is open. */
@@ -262,6 +331,7 @@ int main(int argc, char **argv)
 		{ "iommufd_file", iommufd_file },
 		{ "fault_file", fault_file },
 		{ "closing_ranges", closing_ranges },
+		{ "open_modes", open_modes },
 		{ "only_own_descriptors", only_own_descriptors },
 	};
 
