@@ -433,6 +433,7 @@ fn u8_to_mode(v: u8) -> AccountMode {
 /// away releases the context.
 pub struct IommufdFile {
     ictx: Arc<Ctx>,
+    vfio: bool,
 }
 
 impl IommufdFile {
@@ -440,7 +441,13 @@ impl IommufdFile {
     pub fn open(env: Env, vfio: bool) -> Arc<IommufdFile> {
         Arc::new(IommufdFile {
             ictx: Ctx::new(env, vfio),
+            vfio,
         })
+    }
+
+    /// Whether the file was opened as `/dev/vfio/vfio` (else `/dev/iommu`).
+    pub fn is_vfio_node(&self) -> bool {
+        self.vfio
     }
 
     /// The context behind this file.

@@ -21,6 +21,7 @@ use std::ffi::CStr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
+use crate::devnode::Node;
 use inproc::vfs::{self, At, Dir};
 use inproc::{FdEntry, FdTable};
 use libc::{c_char, c_int, c_uint, c_ulong, c_void, iovec, mode_t, off_t, size_t, ssize_t};
@@ -86,9 +87,10 @@ macro_rules! resolve {
     };
 }
 
-/// Exports glibc's 64-bit-offset twin of an interposed function (`open64`,
-/// `pread64`, ...): on 64-bit glibc both names are the same function.
-macro_rules! alias64 {
+/// Exports another name of an interposed function: glibc's 64-bit-offset
+/// twins (`open64`, `pread64`, ...: on 64-bit glibc the same function) and
+/// aliases (`eaccess`).
+macro_rules! alias {
     ($alias:ident => $target:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         #[doc = concat!("`", stringify!($alias), "`: [`", stringify!($target), "`].")]
         ///
@@ -126,18 +128,30 @@ fn real() -> &'static Real {
     })
 }
 
-/// `preadv64v2` and `pwritev64v2` (glibc 2.26), looked up on first use so
-/// that the library loads with an older libc.
-fn real_v2() -> (Option<Preadv2Fn>, Option<Preadv2Fn>) {
-    static REAL: OnceLock<(Option<Preadv2Fn>, Option<Preadv2Fn>)> = OnceLock::new();
-    let lookup = |name: &CStr| {
-        // SAFETY: as `next_symbol`, without aborting when the symbol is missing.
-        let sym = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
-        // SAFETY: the symbol is glibc's function of that name, of type
-        // `Preadv2Fn` (checked against glibc's declaration).
-        (!sym.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, Preadv2Fn>(sym) })
-    };
-    *REAL.get_or_init(|| (lookup(c"preadv64v2"), lookup(c"pwritev64v2")))
+/// The next definition of a symbol libc may lack (newer than the oldest glibc
+/// the library loads with), looked up on first use: `Option<$ty>`.
+macro_rules! next_optional {
+    ($name:literal, $ty:ty) => {{
+        static SYM: OnceLock<Option<$ty>> = OnceLock::new();
+        *SYM.get_or_init(|| {
+            // SAFETY: as `next_symbol`, without aborting when the symbol is missing.
+            let sym = unsafe { libc::dlsym(libc::RTLD_NEXT, $name.as_ptr()) };
+            // SAFETY: the symbol is glibc's function of that name, whose C
+            // prototype is `$ty` (checked against glibc's declarations).
+            (!sym.is_null()).then(|| unsafe { core::mem::transmute::<*mut c_void, $ty>(sym) })
+        })
+    }};
+}
+
+/// Calls `f` if libc has it, else fails with `ENOSYS`.
+fn call_or_enosys<F, T: From<i8>>(f: Option<F>, call: impl FnOnce(F) -> T) -> T {
+    match f {
+        Some(f) => call(f),
+        None => {
+            set_errno(libc::ENOSYS);
+            T::from(-1)
+        }
+    }
 }
 
 fn set_errno(errno: c_int) {
@@ -231,7 +245,7 @@ pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: mode_t) -
     unsafe { (real().open)(path, flags, mode) }
 }
 
-alias64!(open64 => open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int);
+alias!(open64 => open(path: *const c_char, flags: c_int, mode: mode_t) -> c_int);
 
 /// `openat(2)`.
 ///
@@ -256,7 +270,7 @@ pub unsafe extern "C" fn openat(
     unsafe { (real().openat)(dirfd, path, flags, mode) }
 }
 
-alias64!(openat64 => openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int);
+alias!(openat64 => openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int);
 
 /// `__open_2`, the fortified `open` without a mode.
 ///
@@ -539,7 +553,7 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     unsafe { (real().fcntl)(fd, cmd, arg) }
 }
 
-alias64!(fcntl64 => fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int);
+alias!(fcntl64 => fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int);
 
 /// Runs `f` on `fd`'s entry if `fd` is emulated, as the C call returns.
 fn on_entry<T: From<i8>>(fd: c_int, f: impl FnOnce(&FdEntry) -> Result<T, Errno>) -> Option<T> {
@@ -605,7 +619,7 @@ pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, count: size_t, off: 
     unsafe { (real().pread)(fd, buf, count, off) }
 }
 
-alias64!(pread64 => pread(fd: c_int, buf: *mut c_void, count: size_t, off: off_t) -> ssize_t);
+alias!(pread64 => pread(fd: c_int, buf: *mut c_void, count: size_t, off: off_t) -> ssize_t);
 
 /// `pwrite(2)`: see [`pread`].
 ///
@@ -633,7 +647,7 @@ pub unsafe extern "C" fn pwrite(
     unsafe { (real().pwrite)(fd, buf, count, off) }
 }
 
-alias64!(pwrite64 => pwrite(fd: c_int, buf: *const c_void, count: size_t, off: off_t) -> ssize_t);
+alias!(pwrite64 => pwrite(fd: c_int, buf: *const c_void, count: size_t, off: off_t) -> ssize_t);
 
 /// A vectored transfer on an emulated fd (`inproc::vfs::readv_writev`).
 fn vectored(
@@ -693,7 +707,7 @@ pub unsafe extern "C" fn preadv(
     unsafe { (real().preadv)(fd, iov, iovcnt, off) }
 }
 
-alias64!(preadv64 => preadv(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t) -> ssize_t);
+alias!(preadv64 => preadv(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t) -> ssize_t);
 
 /// `pwritev(2)`.
 ///
@@ -713,7 +727,7 @@ pub unsafe extern "C" fn pwritev(
     unsafe { (real().pwritev)(fd, iov, iovcnt, off) }
 }
 
-alias64!(pwritev64 => pwritev(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t) -> ssize_t);
+alias!(pwritev64 => pwritev(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t) -> ssize_t);
 
 /// `preadv2`/`pwritev2`: offset -1 is the file position; other fds go to
 /// libc's `preadv64v2`/`pwritev64v2` (`ENOSYS` where libc has none).
@@ -736,15 +750,13 @@ unsafe fn vectored_v2(
     if let Some(r) = vectored(fd, dir, iov, iovcnt, at, flags) {
         return r;
     }
-    let (read, write) = real_v2();
-    match if dir == Dir::Read { read } else { write } {
-        // SAFETY: forwarding the caller's arguments to libc's function.
-        Some(f) => unsafe { f(fd, iov, iovcnt, off, flags) },
-        None => {
-            set_errno(libc::ENOSYS);
-            -1
-        }
-    }
+    let next = if dir == Dir::Read {
+        next_optional!(c"preadv64v2", Preadv2Fn)
+    } else {
+        next_optional!(c"pwritev64v2", Preadv2Fn)
+    };
+    // SAFETY: forwarding the caller's arguments to libc's function.
+    call_or_enosys(next, |f| unsafe { f(fd, iov, iovcnt, off, flags) })
 }
 
 /// `preadv2(2)`.
@@ -763,7 +775,7 @@ pub unsafe extern "C" fn preadv2(
     unsafe { vectored_v2(Dir::Read, fd, iov, iovcnt, off, flags) }
 }
 
-alias64!(preadv64v2 => preadv2(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t, flags: c_int) -> ssize_t);
+alias!(preadv64v2 => preadv2(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t, flags: c_int) -> ssize_t);
 
 /// `pwritev2(2)`.
 ///
@@ -781,7 +793,7 @@ pub unsafe extern "C" fn pwritev2(
     unsafe { vectored_v2(Dir::Write, fd, iov, iovcnt, off, flags) }
 }
 
-alias64!(pwritev64v2 => pwritev2(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t, flags: c_int) -> ssize_t);
+alias!(pwritev64v2 => pwritev2(fd: c_int, iov: *const iovec, iovcnt: c_int, off: off_t, flags: c_int) -> ssize_t);
 
 /// `lseek(2)`: `ESPIPE` on every emulated file (none has an llseek op).
 ///
@@ -796,7 +808,307 @@ pub unsafe extern "C" fn lseek(fd: c_int, off: off_t, whence: c_int) -> off_t {
     unsafe { (real().lseek)(fd, off, whence) }
 }
 
-alias64!(lseek64 => lseek(fd: c_int, off: off_t, whence: c_int) -> off_t);
+alias!(lseek64 => lseek(fd: c_int, off: off_t, whence: c_int) -> off_t);
+
+// ---- stat and access of the emulated device nodes (`crate::devnode`) ----------
+
+type StatFn = unsafe extern "C" fn(*const c_char, *mut libc::stat) -> c_int;
+type FstatFn = unsafe extern "C" fn(c_int, *mut libc::stat) -> c_int;
+type FstatatFn = unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat, c_int) -> c_int;
+type StatxFn = unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int;
+type XstatFn = unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat) -> c_int;
+type FxstatFn = unsafe extern "C" fn(c_int, c_int, *mut libc::stat) -> c_int;
+type FxstatatFn =
+    unsafe extern "C" fn(c_int, c_int, *const c_char, *mut libc::stat, c_int) -> c_int;
+type AccessFn = unsafe extern "C" fn(*const c_char, c_int) -> c_int;
+type FaccessatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, c_int) -> c_int;
+
+/// The emulated node `path` names, if it does.
+fn node_of_path(path: *const c_char) -> Option<Node> {
+    if path.is_null() {
+        return None;
+    }
+    // SAFETY: the caller passed `path` as a NUL-terminated string; a bad
+    // pointer would fault in libc's own function as well.
+    Node::of_path(unsafe { CStr::from_ptr(path) }.to_bytes())
+}
+
+/// The node behind an emulated iommufd `fd`, if it is one.
+fn node_of_fd(fd: c_int) -> Option<Node> {
+    match FdTable::global().get(fd)? {
+        FdEntry::Iommufd(file, _) if file.is_vfio_node() => Some(Node::Vfio),
+        FdEntry::Iommufd(..) => Some(Node::Iommu),
+        FdEntry::File(_) => None,
+    }
+}
+
+/// The node a `*at` call names: an emulated path, or with `AT_EMPTY_PATH` and
+/// an empty path, the emulated iommufd `dirfd`.
+fn node_at(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<Node> {
+    if let Some(node) = node_of_path(path) {
+        return Some(node);
+    }
+    if flags & libc::AT_EMPTY_PATH == 0 || path.is_null() {
+        return None;
+    }
+    // SAFETY: as in `node_of_path`.
+    let empty = unsafe { CStr::from_ptr(path) }.is_empty();
+    empty.then(|| node_of_fd(dirfd)).flatten()
+}
+
+/// Writes `value` to the caller's `dst`: 0, or -1 with `EFAULT`.
+fn put<T>(dst: *mut T, value: &T) -> c_int {
+    // SAFETY: `value` is a live `T` (a plain C struct), viewed as its bytes.
+    let bytes = unsafe {
+        core::slice::from_raw_parts((value as *const T).cast::<u8>(), core::mem::size_of::<T>())
+    };
+    match host::uaccess::copy_to_user(dst as u64, bytes) {
+        Ok(()) => 0,
+        Err(_) => {
+            set_errno(libc::EFAULT);
+            -1
+        }
+    }
+}
+
+/// A stat of `node` into `buf`, as the C call returns it.
+fn stat_node(node: Node, buf: *mut libc::stat) -> c_int {
+    match crate::devnode::stat(node) {
+        Ok(st) => put(buf, &st),
+        Err(errno) => {
+            set_errno(errno);
+            -1
+        }
+    }
+}
+
+/// `stat(2)`: the emulated nodes exist (`crate::devnode`).
+///
+/// # Safety
+/// As glibc's `stat`.
+#[no_mangle]
+pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut libc::stat) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return stat_node(node, buf);
+    }
+    // SAFETY: forwarding to libc's stat.
+    call_or_enosys(next_optional!(c"stat", StatFn), |f| unsafe { f(path, buf) })
+}
+
+alias!(stat64 => stat(path: *const c_char, buf: *mut libc::stat) -> c_int);
+
+/// `lstat(2)`: see [`stat`] (the nodes are not links).
+///
+/// # Safety
+/// As glibc's `lstat`.
+#[no_mangle]
+pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut libc::stat) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return stat_node(node, buf);
+    }
+    // SAFETY: forwarding to libc's lstat.
+    call_or_enosys(next_optional!(c"lstat", StatFn), |f| unsafe {
+        f(path, buf)
+    })
+}
+
+alias!(lstat64 => lstat(path: *const c_char, buf: *mut libc::stat) -> c_int);
+
+/// `fstat(2)`: an emulated iommufd is its device node.
+///
+/// # Safety
+/// As glibc's `fstat`.
+#[no_mangle]
+pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut libc::stat) -> c_int {
+    if let Some(node) = node_of_fd(fd) {
+        return stat_node(node, buf);
+    }
+    // SAFETY: forwarding to libc's fstat.
+    call_or_enosys(next_optional!(c"fstat", FstatFn), |f| unsafe { f(fd, buf) })
+}
+
+alias!(fstat64 => fstat(fd: c_int, buf: *mut libc::stat) -> c_int);
+
+/// `fstatat(2)`.
+///
+/// # Safety
+/// As glibc's `fstatat`.
+#[no_mangle]
+pub unsafe extern "C" fn fstatat(
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
+    if let Some(node) = node_at(dirfd, path, flags) {
+        return stat_node(node, buf);
+    }
+    let next = next_optional!(c"fstatat", FstatatFn);
+    // SAFETY: forwarding to libc's fstatat.
+    call_or_enosys(next, |f| unsafe { f(dirfd, path, buf, flags) })
+}
+
+alias!(fstatat64 => fstatat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int);
+
+/// `statx(2)`.
+///
+/// # Safety
+/// As glibc's `statx`.
+#[no_mangle]
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
+    if let Some(node) = node_at(dirfd, path, flags) {
+        return match crate::devnode::statx(node, mask) {
+            Ok(stx) => put(buf, &stx),
+            Err(errno) => {
+                set_errno(errno);
+                -1
+            }
+        };
+    }
+    let next = next_optional!(c"statx", StatxFn);
+    // SAFETY: forwarding to libc's statx.
+    call_or_enosys(next, |f| unsafe { f(dirfd, path, flags, mask, buf) })
+}
+
+/// `__xstat`, what programs built against glibc before 2.33 call for `stat`.
+///
+/// # Safety
+/// As glibc's `__xstat`.
+#[no_mangle]
+pub unsafe extern "C" fn __xstat(ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return stat_node(node, buf);
+    }
+    // SAFETY: forwarding to libc's __xstat.
+    call_or_enosys(next_optional!(c"__xstat", XstatFn), |f| unsafe {
+        f(ver, path, buf)
+    })
+}
+
+alias!(__xstat64 => __xstat(ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int);
+
+/// `__lxstat`: see [`__xstat`].
+///
+/// # Safety
+/// As glibc's `__lxstat`.
+#[no_mangle]
+pub unsafe extern "C" fn __lxstat(ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return stat_node(node, buf);
+    }
+    // SAFETY: forwarding to libc's __lxstat.
+    call_or_enosys(next_optional!(c"__lxstat", XstatFn), |f| unsafe {
+        f(ver, path, buf)
+    })
+}
+
+alias!(__lxstat64 => __lxstat(ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int);
+
+/// `__fxstat`: see [`__xstat`] and [`fstat`].
+///
+/// # Safety
+/// As glibc's `__fxstat`.
+#[no_mangle]
+pub unsafe extern "C" fn __fxstat(ver: c_int, fd: c_int, buf: *mut libc::stat) -> c_int {
+    if let Some(node) = node_of_fd(fd) {
+        return stat_node(node, buf);
+    }
+    // SAFETY: forwarding to libc's __fxstat.
+    call_or_enosys(next_optional!(c"__fxstat", FxstatFn), |f| unsafe {
+        f(ver, fd, buf)
+    })
+}
+
+alias!(__fxstat64 => __fxstat(ver: c_int, fd: c_int, buf: *mut libc::stat) -> c_int);
+
+/// `__fxstatat`: see [`__xstat`] and [`fstatat`].
+///
+/// # Safety
+/// As glibc's `__fxstatat`.
+#[no_mangle]
+pub unsafe extern "C" fn __fxstatat(
+    ver: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    buf: *mut libc::stat,
+    flags: c_int,
+) -> c_int {
+    if let Some(node) = node_at(dirfd, path, flags) {
+        return stat_node(node, buf);
+    }
+    let next = next_optional!(c"__fxstatat", FxstatatFn);
+    // SAFETY: forwarding to libc's __fxstatat.
+    call_or_enosys(next, |f| unsafe { f(ver, dirfd, path, buf, flags) })
+}
+
+alias!(__fxstatat64 => __fxstatat(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int);
+
+/// An access check of `node`, as the C call returns it.
+fn access_node(node: Node, mode: c_int) -> c_int {
+    match crate::devnode::access(node, mode) {
+        Ok(()) => 0,
+        Err(errno) => {
+            set_errno(errno);
+            -1
+        }
+    }
+}
+
+/// `access(2)`: the emulated nodes exist (`crate::devnode`).
+///
+/// # Safety
+/// As glibc's `access`.
+#[no_mangle]
+pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return access_node(node, mode);
+    }
+    // SAFETY: forwarding to libc's access.
+    call_or_enosys(next_optional!(c"access", AccessFn), |f| unsafe {
+        f(path, mode)
+    })
+}
+
+/// `faccessat(2)`.
+///
+/// # Safety
+/// As glibc's `faccessat`.
+#[no_mangle]
+pub unsafe extern "C" fn faccessat(
+    dirfd: c_int,
+    path: *const c_char,
+    mode: c_int,
+    flags: c_int,
+) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return access_node(node, mode);
+    }
+    let next = next_optional!(c"faccessat", FaccessatFn);
+    // SAFETY: forwarding to libc's faccessat.
+    call_or_enosys(next, |f| unsafe { f(dirfd, path, mode, flags) })
+}
+
+/// `euidaccess(3)` (also `eaccess`).
+///
+/// # Safety
+/// As glibc's `euidaccess`.
+#[no_mangle]
+pub unsafe extern "C" fn euidaccess(path: *const c_char, mode: c_int) -> c_int {
+    if let Some(node) = node_of_path(path) {
+        return access_node(node, mode);
+    }
+    let next = next_optional!(c"euidaccess", AccessFn);
+    // SAFETY: forwarding to libc's euidaccess.
+    call_or_enosys(next, |f| unsafe { f(path, mode) })
+}
+
+alias!(eaccess => euidaccess(path: *const c_char, mode: c_int) -> c_int);
 
 /// `sigaction(2)`: SIGSEGV and SIGBUS actions are kept as the chained handlers of
 /// the user-access fault handler.

@@ -4,7 +4,8 @@
 //! libc entry points a program uses on `/dev/iommu`: `open` and its variants,
 //! `ioctl`, `close`, `close_range` and `closefrom`, the `dup` family and
 //! `fcntl(F_DUPFD*)`, `read` and `write` with their vectored and positioned
-//! variants and `lseek` (answered as the VFS would, `inproc::vfs`), and
+//! variants and `lseek` (answered as the VFS would, `inproc::vfs`), the `stat`
+//! and `access` families (the device nodes exist, module `devnode`), and
 //! `sigaction`/`signal` so that the fault handler behind `EFAULT` stays installed.
 //! Built with the `fault-inject` feature (a separate, test-only artifact), it also
 //! serves the kernel's per-task `fail-nth` files and debugfs fault-injection knobs
@@ -20,6 +21,7 @@
 
 #![deny(unsafe_code)]
 
+mod devnode;
 #[cfg(feature = "fault-inject")]
 mod failnth;
 mod interpose;

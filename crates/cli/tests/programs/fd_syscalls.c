@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <linux/types.h>
@@ -240,6 +243,70 @@ static void open_modes(void)
 	EXPECT(close(fd), 0, 0);
 }
 
+/*
+ * The nodes exist as misc character devices, and an iommufd's fstat is its
+ * node's stat. (A fault queue is an anonymous inode: not checked here.)
+ */
+static void device_nodes(void)
+{
+	struct stat st, fst;
+	struct statx stx;
+	int fd;
+
+	EXPECT(access("/dev/iommu", F_OK), 0, 0);
+	EXPECT(access("/dev/iommu", R_OK | W_OK), 0, 0);
+	EXPECT(access("/dev/iommu", X_OK), -1, EACCES);
+	EXPECT(faccessat(AT_FDCWD, "/dev/vfio/vfio", R_OK | W_OK, 0), 0, 0);
+	EXPECT(euidaccess("/dev/iommu", W_OK), 0, 0);
+
+	EXPECT(stat("/dev/iommu", &st), 0, 0);
+	EXPECT(S_ISCHR(st.st_mode), 1, 0);
+	EXPECT(st.st_mode & 07777, 0660, 0);
+	EXPECT(major(st.st_rdev), 10, 0);
+	EXPECT(st.st_uid, 0, 0);
+	EXPECT(lstat("/dev/iommu", &fst), 0, 0);
+	EXPECT(fst.st_ino == st.st_ino && fst.st_rdev == st.st_rdev, 1, 0);
+
+	fd = open("/dev/iommu", O_RDWR);
+	EXPECT(fstat(fd, &fst), 0, 0);
+	EXPECT(fst.st_dev == st.st_dev && fst.st_ino == st.st_ino, 1, 0);
+	EXPECT(fst.st_rdev == st.st_rdev && fst.st_mode == st.st_mode, 1, 0);
+	EXPECT(fstatat(fd, "", &fst, AT_EMPTY_PATH), 0, 0);
+	EXPECT(fst.st_ino == st.st_ino, 1, 0);
+	EXPECT(statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx), 0, 0);
+	EXPECT(stx.stx_ino == st.st_ino && stx.stx_rdev_major == major(st.st_rdev) &&
+		       stx.stx_rdev_minor == minor(st.st_rdev),
+	       1, 0);
+	EXPECT(statx(AT_FDCWD, "/dev/iommu", 0, STATX_BASIC_STATS, &stx), 0, 0);
+	EXPECT(stx.stx_mode, st.st_mode, 0);
+	close(fd);
+
+	/*
+	 * Programs built against glibc before 2.33 call __xstat and friends;
+	 * where the dynamic linker finds them (not in a static build), they
+	 * answer as stat does.
+	 */
+	int (*xstat)(int, const char *, struct stat *) = dlsym(RTLD_DEFAULT, "__xstat");
+	int (*fxstat)(int, int, struct stat *) = dlsym(RTLD_DEFAULT, "__fxstat");
+	if (xstat && fxstat) {
+		EXPECT(xstat(1, "/dev/iommu", &fst), 0, 0);
+		EXPECT(fst.st_ino == st.st_ino && fst.st_rdev == st.st_rdev, 1, 0);
+		fd = open("/dev/iommu", O_RDWR);
+		EXPECT(fxstat(1, fd, &fst), 0, 0);
+		EXPECT(fst.st_ino == st.st_ino && fst.st_rdev == st.st_rdev, 1, 0);
+		close(fd);
+	}
+
+	EXPECT(stat("/dev/vfio/vfio", &st), 0, 0);
+	EXPECT(st.st_mode, S_IFCHR | 0666, 0);
+	EXPECT(major(st.st_rdev), 10, 0);
+	EXPECT(minor(st.st_rdev), 196, 0);
+	fd = open("/dev/vfio/vfio", O_RDWR);
+	EXPECT(fstat(fd, &fst), 0, 0);
+	EXPECT(fst.st_rdev == st.st_rdev && fst.st_ino == st.st_ino, 1, 0);
+	close(fd);
+}
+
 /* Whether `fd` is open. */
 static int is_open(int fd)
 {
@@ -332,6 +399,7 @@ int main(int argc, char **argv)
 		{ "fault_file", fault_file },
 		{ "closing_ranges", closing_ranges },
 		{ "open_modes", open_modes },
+		{ "device_nodes", device_nodes },
 		{ "only_own_descriptors", only_own_descriptors },
 	};
 
