@@ -871,8 +871,12 @@ fn put<T>(dst: *mut T, value: &T) -> c_int {
     }
 }
 
-/// A stat of `node` into `buf`, as the C call returns it.
-fn stat_node(node: Node, buf: *mut libc::stat) -> c_int {
+/// A stat of `node` into `buf` as the C call returns it, or without a node,
+/// `forward` (libc's function).
+fn stat_or(node: Option<Node>, buf: *mut libc::stat, forward: impl FnOnce() -> c_int) -> c_int {
+    let Some(node) = node else {
+        return forward();
+    };
     match crate::devnode::stat(node) {
         Ok(st) => put(buf, &st),
         Err(errno) => {
@@ -888,11 +892,10 @@ fn stat_node(node: Node, buf: *mut libc::stat) -> c_int {
 /// As glibc's `stat`.
 #[no_mangle]
 pub unsafe extern "C" fn stat(path: *const c_char, buf: *mut libc::stat) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return stat_node(node, buf);
-    }
-    // SAFETY: forwarding to libc's stat.
-    call_or_enosys(next_optional!(c"stat", StatFn), |f| unsafe { f(path, buf) })
+    stat_or(node_of_path(path), buf, || {
+        // SAFETY: forwarding to libc's stat.
+        call_or_enosys(next_optional!(c"stat", StatFn), |f| unsafe { f(path, buf) })
+    })
 }
 
 alias!(stat64 => stat(path: *const c_char, buf: *mut libc::stat) -> c_int);
@@ -903,12 +906,11 @@ alias!(stat64 => stat(path: *const c_char, buf: *mut libc::stat) -> c_int);
 /// As glibc's `lstat`.
 #[no_mangle]
 pub unsafe extern "C" fn lstat(path: *const c_char, buf: *mut libc::stat) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return stat_node(node, buf);
-    }
-    // SAFETY: forwarding to libc's lstat.
-    call_or_enosys(next_optional!(c"lstat", StatFn), |f| unsafe {
-        f(path, buf)
+    stat_or(node_of_path(path), buf, || {
+        // SAFETY: forwarding to libc's lstat.
+        call_or_enosys(next_optional!(c"lstat", StatFn), |f| unsafe {
+            f(path, buf)
+        })
     })
 }
 
@@ -920,11 +922,10 @@ alias!(lstat64 => lstat(path: *const c_char, buf: *mut libc::stat) -> c_int);
 /// As glibc's `fstat`.
 #[no_mangle]
 pub unsafe extern "C" fn fstat(fd: c_int, buf: *mut libc::stat) -> c_int {
-    if let Some(node) = node_of_fd(fd) {
-        return stat_node(node, buf);
-    }
-    // SAFETY: forwarding to libc's fstat.
-    call_or_enosys(next_optional!(c"fstat", FstatFn), |f| unsafe { f(fd, buf) })
+    stat_or(node_of_fd(fd), buf, || {
+        // SAFETY: forwarding to libc's fstat.
+        call_or_enosys(next_optional!(c"fstat", FstatFn), |f| unsafe { f(fd, buf) })
+    })
 }
 
 alias!(fstat64 => fstat(fd: c_int, buf: *mut libc::stat) -> c_int);
@@ -940,12 +941,11 @@ pub unsafe extern "C" fn fstatat(
     buf: *mut libc::stat,
     flags: c_int,
 ) -> c_int {
-    if let Some(node) = node_at(dirfd, path, flags) {
-        return stat_node(node, buf);
-    }
-    let next = next_optional!(c"fstatat", FstatatFn);
-    // SAFETY: forwarding to libc's fstatat.
-    call_or_enosys(next, |f| unsafe { f(dirfd, path, buf, flags) })
+    stat_or(node_at(dirfd, path, flags), buf, || {
+        let next = next_optional!(c"fstatat", FstatatFn);
+        // SAFETY: forwarding to libc's fstatat.
+        call_or_enosys(next, |f| unsafe { f(dirfd, path, buf, flags) })
+    })
 }
 
 alias!(fstatat64 => fstatat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int);
@@ -982,12 +982,11 @@ pub unsafe extern "C" fn statx(
 /// As glibc's `__xstat`.
 #[no_mangle]
 pub unsafe extern "C" fn __xstat(ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return stat_node(node, buf);
-    }
-    // SAFETY: forwarding to libc's __xstat.
-    call_or_enosys(next_optional!(c"__xstat", XstatFn), |f| unsafe {
-        f(ver, path, buf)
+    stat_or(node_of_path(path), buf, || {
+        // SAFETY: forwarding to libc's __xstat.
+        call_or_enosys(next_optional!(c"__xstat", XstatFn), |f| unsafe {
+            f(ver, path, buf)
+        })
     })
 }
 
@@ -999,12 +998,11 @@ alias!(__xstat64 => __xstat(ver: c_int, path: *const c_char, buf: *mut libc::sta
 /// As glibc's `__lxstat`.
 #[no_mangle]
 pub unsafe extern "C" fn __lxstat(ver: c_int, path: *const c_char, buf: *mut libc::stat) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return stat_node(node, buf);
-    }
-    // SAFETY: forwarding to libc's __lxstat.
-    call_or_enosys(next_optional!(c"__lxstat", XstatFn), |f| unsafe {
-        f(ver, path, buf)
+    stat_or(node_of_path(path), buf, || {
+        // SAFETY: forwarding to libc's __lxstat.
+        call_or_enosys(next_optional!(c"__lxstat", XstatFn), |f| unsafe {
+            f(ver, path, buf)
+        })
     })
 }
 
@@ -1016,12 +1014,11 @@ alias!(__lxstat64 => __lxstat(ver: c_int, path: *const c_char, buf: *mut libc::s
 /// As glibc's `__fxstat`.
 #[no_mangle]
 pub unsafe extern "C" fn __fxstat(ver: c_int, fd: c_int, buf: *mut libc::stat) -> c_int {
-    if let Some(node) = node_of_fd(fd) {
-        return stat_node(node, buf);
-    }
-    // SAFETY: forwarding to libc's __fxstat.
-    call_or_enosys(next_optional!(c"__fxstat", FxstatFn), |f| unsafe {
-        f(ver, fd, buf)
+    stat_or(node_of_fd(fd), buf, || {
+        // SAFETY: forwarding to libc's __fxstat.
+        call_or_enosys(next_optional!(c"__fxstat", FxstatFn), |f| unsafe {
+            f(ver, fd, buf)
+        })
     })
 }
 
@@ -1039,18 +1036,21 @@ pub unsafe extern "C" fn __fxstatat(
     buf: *mut libc::stat,
     flags: c_int,
 ) -> c_int {
-    if let Some(node) = node_at(dirfd, path, flags) {
-        return stat_node(node, buf);
-    }
-    let next = next_optional!(c"__fxstatat", FxstatatFn);
-    // SAFETY: forwarding to libc's __fxstatat.
-    call_or_enosys(next, |f| unsafe { f(ver, dirfd, path, buf, flags) })
+    stat_or(node_at(dirfd, path, flags), buf, || {
+        let next = next_optional!(c"__fxstatat", FxstatatFn);
+        // SAFETY: forwarding to libc's __fxstatat.
+        call_or_enosys(next, |f| unsafe { f(ver, dirfd, path, buf, flags) })
+    })
 }
 
 alias!(__fxstatat64 => __fxstatat(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int);
 
-/// An access check of `node`, as the C call returns it.
-fn access_node(node: Node, mode: c_int) -> c_int {
+/// An access check of `node` as the C call returns it, or without a node,
+/// `forward` (libc's function).
+fn access_or(node: Option<Node>, mode: c_int, forward: impl FnOnce() -> c_int) -> c_int {
+    let Some(node) = node else {
+        return forward();
+    };
     match crate::devnode::access(node, mode) {
         Ok(()) => 0,
         Err(errno) => {
@@ -1066,12 +1066,11 @@ fn access_node(node: Node, mode: c_int) -> c_int {
 /// As glibc's `access`.
 #[no_mangle]
 pub unsafe extern "C" fn access(path: *const c_char, mode: c_int) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return access_node(node, mode);
-    }
-    // SAFETY: forwarding to libc's access.
-    call_or_enosys(next_optional!(c"access", AccessFn), |f| unsafe {
-        f(path, mode)
+    access_or(node_of_path(path), mode, || {
+        // SAFETY: forwarding to libc's access.
+        call_or_enosys(next_optional!(c"access", AccessFn), |f| unsafe {
+            f(path, mode)
+        })
     })
 }
 
@@ -1086,12 +1085,11 @@ pub unsafe extern "C" fn faccessat(
     mode: c_int,
     flags: c_int,
 ) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return access_node(node, mode);
-    }
-    let next = next_optional!(c"faccessat", FaccessatFn);
-    // SAFETY: forwarding to libc's faccessat.
-    call_or_enosys(next, |f| unsafe { f(dirfd, path, mode, flags) })
+    access_or(node_of_path(path), mode, || {
+        let next = next_optional!(c"faccessat", FaccessatFn);
+        // SAFETY: forwarding to libc's faccessat.
+        call_or_enosys(next, |f| unsafe { f(dirfd, path, mode, flags) })
+    })
 }
 
 /// `euidaccess(3)` (also `eaccess`).
@@ -1100,12 +1098,11 @@ pub unsafe extern "C" fn faccessat(
 /// As glibc's `euidaccess`.
 #[no_mangle]
 pub unsafe extern "C" fn euidaccess(path: *const c_char, mode: c_int) -> c_int {
-    if let Some(node) = node_of_path(path) {
-        return access_node(node, mode);
-    }
-    let next = next_optional!(c"euidaccess", AccessFn);
-    // SAFETY: forwarding to libc's euidaccess.
-    call_or_enosys(next, |f| unsafe { f(path, mode) })
+    access_or(node_of_path(path), mode, || {
+        let next = next_optional!(c"euidaccess", AccessFn);
+        // SAFETY: forwarding to libc's euidaccess.
+        call_or_enosys(next, |f| unsafe { f(path, mode) })
+    })
 }
 
 alias!(eaccess => euidaccess(path: *const c_char, mode: c_int) -> c_int);
