@@ -85,6 +85,14 @@ pub fn internal_in(first: u32, last: u32) -> Vec<RawFd> {
     out
 }
 
+/// The lowest number for the emulation's private descriptors: 256 below the
+/// soft `RLIMIT_NOFILE`, at most 4096 (a higher number grows the process's
+/// descriptor table to it), at least 3.
+pub fn private_floor() -> RawFd {
+    let soft = crate::sys::rlimit_nofile();
+    soft.saturating_sub(256).clamp(3, 4096) as RawFd
+}
+
 /// A descriptor the emulation opened for itself, marked for as long as it is
 /// open (see the module documentation). Dropping it closes it.
 #[derive(Debug)]
@@ -96,6 +104,17 @@ impl InternalFd {
         let fd = fd.into();
         mark(fd.as_raw_fd(), true);
         InternalFd(Some(File::from(fd)))
+    }
+
+    /// Marks `fd` as the emulation's own, moved to a number at or above
+    /// [`private_floor`] where one is free: the emulation's private
+    /// descriptors then leave the low numbers to the program, whose opens get
+    /// the numbers the kernel would give them (the lowest free).
+    pub fn private(fd: impl Into<OwnedFd>) -> InternalFd {
+        let fd = fd.into();
+        // The original is closed as `fd` drops; it was never marked.
+        let fd = crate::sys::dup_at_least(fd.as_fd(), private_floor()).unwrap_or(fd);
+        InternalFd::new(fd)
     }
 
     /// The descriptor as a file (`&File` reads and writes).
@@ -161,6 +180,17 @@ mod tests {
         let owned = b.into_owned();
         assert!(!is_internal(fb));
         assert_eq!(owned.as_raw_fd(), fb);
+    }
+
+    #[test]
+    fn private_descriptors_leave_the_low_numbers_to_the_program() {
+        let fd = InternalFd::private(eventfd());
+        assert!(fd.as_raw_fd() >= private_floor(), "{}", fd.as_raw_fd());
+        assert!(is_internal(fd.as_raw_fd()));
+        assert!(private_floor() >= 3 && private_floor() <= 4096);
+        // A descriptor opened now gets a low number again.
+        let next = eventfd();
+        assert!(next.as_raw_fd() < private_floor());
     }
 
     #[test]

@@ -212,6 +212,37 @@ pub fn set_status_flags(fd: std::os::fd::BorrowedFd<'_>, flags: i32) -> Result<(
     Ok(())
 }
 
+/// A close-on-exec duplicate of `fd` numbered `min` or above, the lowest free
+/// (`F_DUPFD_CLOEXEC`).
+///
+/// # Errors
+/// `EINVAL` if `min` is not below `RLIMIT_NOFILE`, `EMFILE`.
+pub fn dup_at_least(fd: std::os::fd::BorrowedFd<'_>, min: i32) -> Result<OwnedFd, Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on a descriptor the caller borrows; no
+    // pointer arguments.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    if new < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: `new` is a freshly created descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// The soft `RLIMIT_NOFILE` (`u64::MAX` if unlimited or unknown).
+pub fn rlimit_nofile() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a writable local rlimit.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if rc != 0 || r.rlim_cur == libc::RLIM_INFINITY {
+        return u64::MAX;
+    }
+    r.rlim_cur
+}
+
 /// A new eventfd with counter `initval`; flags `EFD_NONBLOCK | EFD_CLOEXEC`
 /// when `nonblock_cloexec`, none otherwise.
 pub fn eventfd(initval: u32, nonblock_cloexec: bool) -> Result<OwnedFd, Errno> {

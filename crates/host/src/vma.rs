@@ -166,7 +166,7 @@ fn maps_file(fresh: bool) -> Option<Rc<InternalFd>> {
     let open = || {
         File::open("/proc/self/maps")
             .ok()
-            .map(|f| Rc::new(InternalFd::new(f)))
+            .map(|f| Rc::new(InternalFd::private(f)))
     };
     MAPS_FILE
         .try_with(|cache| {

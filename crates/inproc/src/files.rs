@@ -317,7 +317,7 @@ impl Files for FdTable {
         // after the program closes or reuses its fd number.
         if let Ok(dup) = owned.try_clone() {
             let readiness = Arc::new(Readiness {
-                fd: Mutex::new((InternalFd::new(dup), false)),
+                fd: Mutex::new((InternalFd::private(dup), false)),
             });
             readiness.set(file.poll());
             let weak = Arc::downgrade(&readiness);

@@ -147,6 +147,12 @@ static void fault_file(void)
 	struct iovec response = { resp, RESPONSE_SIZE };
 	struct iovec odd_response = { resp, RESPONSE_SIZE - 1 };
 
+	/* The lowest free numbers, as for any file. */
+	int next = open("/dev/null", O_RDONLY);
+	EXPECT(ffd, fd + 1, 0);
+	EXPECT(next, ffd + 1, 0);
+	close(next);
+
 	/* Created close-on-exec, opened for reading and writing. */
 	EXPECT(fcntl(ffd, F_GETFD), FD_CLOEXEC, 0);
 	EXPECT(fcntl(ffd, F_GETFL), O_RDWR, 0);
