@@ -8,7 +8,9 @@
 //! `/dev/vfio/vfio` mode 0666 with `VFIO_MINOR` (196), owned by root; the rest
 //! (the filesystem, times, block size) is taken from the host's `/dev/null`.
 //! A program that checks for the node before opening it (`access`, `stat`)
-//! then finds it, and `fstat` of the fd agrees with `stat` of the path.
+//! then finds it, and `fstat` of the fd agrees with `stat` of the path. Its
+//! extended attributes are read from `/dev/null` ([`stand_in`]), so that
+//! `ls -l` finds none, as on the same filesystem.
 
 #![allow(unsafe_code)]
 
@@ -102,6 +104,16 @@ fn sys_statx(path: &CStr, mask: u32) -> Result<libc::statx, c_int> {
         return Err(errno());
     }
     Ok(stx)
+}
+
+/// The path that answers for `node` where only the node's existence matters
+/// (extended attributes): the node itself where the host has it, else
+/// `/dev/null`, a character device on the same filesystem.
+pub(crate) fn stand_in(node: Node) -> &'static CStr {
+    match sys_stat(node.path()) {
+        Err(libc::ENOENT) => c"/dev/null",
+        _ => node.path(),
+    }
 }
 
 /// The stat of `node` (see the module documentation).

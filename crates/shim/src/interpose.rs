@@ -877,8 +877,12 @@ fn stat_or(node: Option<Node>, buf: *mut libc::stat, forward: impl FnOnce() -> c
     let Some(node) = node else {
         return forward();
     };
+    let saved = errno();
     match crate::devnode::stat(node) {
-        Ok(st) => put(buf, &st),
+        Ok(st) => {
+            set_errno(saved);
+            put(buf, &st)
+        }
         Err(errno) => {
             set_errno(errno);
             -1
@@ -963,8 +967,12 @@ pub unsafe extern "C" fn statx(
     buf: *mut libc::statx,
 ) -> c_int {
     if let Some(node) = node_at(dirfd, path, flags) {
+        let saved = errno();
         return match crate::devnode::statx(node, mask) {
-            Ok(stx) => put(buf, &stx),
+            Ok(stx) => {
+                set_errno(saved);
+                put(buf, &stx)
+            }
             Err(errno) => {
                 set_errno(errno);
                 -1
@@ -1045,14 +1053,94 @@ pub unsafe extern "C" fn __fxstatat(
 
 alias!(__fxstatat64 => __fxstatat(ver: c_int, dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int);
 
+type GetxattrFn =
+    unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void, size_t) -> ssize_t;
+type ListxattrFn = unsafe extern "C" fn(*const c_char, *mut c_char, size_t) -> ssize_t;
+
+/// The path an xattr read of `path` goes to: the node's stand-in for an
+/// emulated node (`crate::devnode::stand_in`), else `path`.
+fn xattr_path(path: *const c_char) -> *const c_char {
+    node_of_path(path).map_or(path, |node| crate::devnode::stand_in(node).as_ptr())
+}
+
+/// `getxattr(2)`: an emulated node has the attributes of its stand-in.
+///
+/// # Safety
+/// As glibc's `getxattr`.
+#[no_mangle]
+pub unsafe extern "C" fn getxattr(
+    path: *const c_char,
+    name: *const c_char,
+    value: *mut c_void,
+    size: size_t,
+) -> ssize_t {
+    let path = xattr_path(path);
+    let next = next_optional!(c"getxattr", GetxattrFn);
+    // SAFETY: forwarding the caller's arguments (or a static path) to libc.
+    call_or_enosys(next, |f| unsafe { f(path, name, value, size) })
+}
+
+/// `lgetxattr(2)`: see [`getxattr`].
+///
+/// # Safety
+/// As glibc's `lgetxattr`.
+#[no_mangle]
+pub unsafe extern "C" fn lgetxattr(
+    path: *const c_char,
+    name: *const c_char,
+    value: *mut c_void,
+    size: size_t,
+) -> ssize_t {
+    let path = xattr_path(path);
+    let next = next_optional!(c"lgetxattr", GetxattrFn);
+    // SAFETY: forwarding the caller's arguments (or a static path) to libc.
+    call_or_enosys(next, |f| unsafe { f(path, name, value, size) })
+}
+
+/// `listxattr(2)`: see [`getxattr`].
+///
+/// # Safety
+/// As glibc's `listxattr`.
+#[no_mangle]
+pub unsafe extern "C" fn listxattr(
+    path: *const c_char,
+    list: *mut c_char,
+    size: size_t,
+) -> ssize_t {
+    let path = xattr_path(path);
+    let next = next_optional!(c"listxattr", ListxattrFn);
+    // SAFETY: forwarding the caller's arguments (or a static path) to libc.
+    call_or_enosys(next, |f| unsafe { f(path, list, size) })
+}
+
+/// `llistxattr(2)`: see [`getxattr`].
+///
+/// # Safety
+/// As glibc's `llistxattr`.
+#[no_mangle]
+pub unsafe extern "C" fn llistxattr(
+    path: *const c_char,
+    list: *mut c_char,
+    size: size_t,
+) -> ssize_t {
+    let path = xattr_path(path);
+    let next = next_optional!(c"llistxattr", ListxattrFn);
+    // SAFETY: forwarding the caller's arguments (or a static path) to libc.
+    call_or_enosys(next, |f| unsafe { f(path, list, size) })
+}
+
 /// An access check of `node` as the C call returns it, or without a node,
 /// `forward` (libc's function).
 fn access_or(node: Option<Node>, mode: c_int, forward: impl FnOnce() -> c_int) -> c_int {
     let Some(node) = node else {
         return forward();
     };
+    let saved = errno();
     match crate::devnode::access(node, mode) {
-        Ok(()) => 0,
+        Ok(()) => {
+            set_errno(saved);
+            0
+        }
         Err(errno) => {
             set_errno(errno);
             -1

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <linux/types.h>
 
@@ -265,8 +266,18 @@ static void device_nodes(void)
 	EXPECT(faccessat(AT_FDCWD, "/dev/vfio/vfio", R_OK | W_OK, 0), 0, 0);
 	EXPECT(euidaccess("/dev/iommu", W_OK), 0, 0);
 
-	EXPECT(stat("/dev/iommu", &st), 0, 0);
+	/* A successful call leaves errno alone (as the kernel's wrappers do). */
+	errno = EXDEV;
+	int ret = stat("/dev/iommu", &st);
+	int after = errno;
+	EXPECT(after, EXDEV, 0);
+	EXPECT(ret, 0, 0);
 	EXPECT(S_ISCHR(st.st_mode), 1, 0);
+	/* No extended attributes: listing finds none, a user one is missing. */
+	char names[256];
+	EXPECT(llistxattr("/dev/iommu", names, sizeof(names)), 0, 0);
+	EXPECT(listxattr("/dev/vfio/vfio", names, sizeof(names)), 0, 0);
+	EXPECT(getxattr("/dev/iommu", "user.x", names, sizeof(names)), -1, ENODATA);
 	EXPECT(st.st_mode & 07777, 0660, 0);
 	EXPECT(major(st.st_rdev), 10, 0);
 	EXPECT(st.st_uid, 0, 0);
